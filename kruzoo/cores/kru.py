@@ -1,0 +1,125 @@
+"""KRU: complex recurrent core whose recurrent matrix is a Kronecker product of small factors."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .. import ops
+
+
+def haar_unitary(p: int, q: int, generator: torch.Generator | None = None) -> Tensor:
+    """A Haar-random complex p×q matrix with orthonormal columns (p ≥ q) or rows (p < q)."""
+    n, m = max(p, q), min(p, q)
+    z = torch.complex(
+        torch.randn(n, m, generator=generator, dtype=torch.float64),
+        torch.randn(n, m, generator=generator, dtype=torch.float64),
+    ) / math.sqrt(2)
+    q_, r = torch.linalg.qr(z)
+    # Fix the phases of R's diagonal, otherwise QR is not Haar distributed (Mezzadri 2007).
+    d = torch.diagonal(r)
+    q_ = q_ * (d / d.abs())
+    return (q_ if p >= q else q_.mT).to(torch.complex64)
+
+
+def resolve_factor_shapes(
+    hidden_size: int, factor_size: int | None = None, factor_shapes: Sequence[Sequence[int]] | None = None
+) -> list[tuple[int, int]]:
+    """Factor shapes [(p_i, q_i)] whose Kronecker product is hidden_size × hidden_size.
+
+    Either explicit ``factor_shapes`` or a ``factor_size`` s with hidden_size = s^k
+    (s = 2: O(log N) parameters; s = hidden_size: one dense factor, i.e. a complex RNN).
+    """
+    if not isinstance(hidden_size, int) or hidden_size <= 0:
+        raise ValueError(f"hidden_size must be a positive integer, got {hidden_size!r}")
+    if factor_shapes is not None:
+        shapes = []
+        for shape in factor_shapes:
+            if len(shape) != 2 or any(not isinstance(s, int) or s <= 0 for s in shape):
+                raise ValueError(f"each factor shape must be two positive integers (p, q), got {shape!r}")
+            shapes.append((int(shape[0]), int(shape[1])))
+        if not shapes:
+            raise ValueError("factor_shapes is empty: give at least one (p, q)")
+        rows, cols = math.prod(p for p, _ in shapes), math.prod(q for _, q in shapes)
+        if rows != hidden_size or cols != hidden_size:
+            raise ValueError(
+                f"factor shapes {shapes} make a {rows}×{cols} matrix, but hidden_size N={hidden_size} "
+                f"needs the row sizes and the column sizes each to multiply to {hidden_size}"
+            )
+        return shapes
+    if factor_size is None or not isinstance(factor_size, int) or factor_size < 2:
+        raise ValueError(f"factor_size must be an integer ≥ 2, got {factor_size!r}")
+    k = round(math.log(hidden_size, factor_size))
+    if factor_size**k != hidden_size:
+        raise ValueError(
+            f"hidden_size N={hidden_size} is not a power of factor_size={factor_size}; "
+            f"give factor_shapes explicitly, e.g. [[4, 4], [2, 2], ...] with product {hidden_size}"
+        )
+    return [(factor_size, factor_size)] * max(k, 1)
+
+
+class KroneckerFactors(nn.Module):
+    """Complex factors W_1..W_k, stored as real (p, q, 2) parameters (view_as_real layout) so
+    that every optimizer, DDP and ``weights_only`` checkpoints handle them as plain floats."""
+
+    def __init__(self, shapes: Sequence[tuple[int, int]], generator: torch.Generator | None = None):
+        super().__init__()
+        self.shapes = [tuple(s) for s in shapes]
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.view_as_real(haar_unitary(p, q, generator)).clone()) for p, q in self.shapes
+        )
+
+    def complex(self) -> list[Tensor]:
+        return [torch.view_as_complex(w) for w in self.weights]
+
+    def dense(self) -> Tensor:
+        return ops.kron_dense(self.complex())
+
+    def penalty(self) -> Tensor:
+        return ops.unitary_penalty(self.complex())
+
+
+class KRUCore(nn.Module):
+    """h_t = modReLU(W h_{t-1} + U x_t; b), W = W_1 ⊗ … ⊗ W_k; features [Re h; Im h]."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        factor_size: int | None = 2,
+        factor_shapes: Sequence[Sequence[int]] | None = None,
+        freeze_recurrence: bool = False,
+        eps: float = 1e-6,
+    ):
+        super().__init__()
+        shapes = resolve_factor_shapes(hidden_size, factor_size, factor_shapes)
+        self.hidden_size = hidden_size
+        self.feature_size = 2 * hidden_size
+        self.eps = eps
+        # U is complex N×d, stored as a real Linear to 2N outputs read as interleaved (re, im).
+        self.input_proj = nn.Linear(input_size, 2 * hidden_size, bias=False)
+        self.factors = KroneckerFactors(shapes)
+        self.bias = nn.Parameter(torch.zeros(hidden_size))
+        if freeze_recurrence:
+            self.factors.requires_grad_(False)
+
+    def recurrent_parameters(self) -> list[nn.Parameter]:
+        return list(self.factors.parameters())
+
+    def recurrent_matrix(self) -> Tensor:
+        return self.factors.dense()
+
+    def penalty(self) -> Tensor:
+        return self.factors.penalty()
+
+    def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        B, T, _ = x.shape
+        ux = torch.view_as_complex(self.input_proj(x).reshape(B, T, self.hidden_size, 2))
+        if state is None:
+            state = ux.new_zeros(B, self.hidden_size)
+        hs = ops.kru_recurrence(ux, state, self.factors.complex(), self.bias, self.eps)
+        features = torch.cat([hs.real, hs.imag], dim=-1)
+        return features, hs[:, -1]

@@ -1,0 +1,134 @@
+"""SequenceModel: the one LightningModule every model of the zoo shares (core → head → loss)."""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import grad_norm, rank_zero_info
+from torch import Tensor, nn
+
+from .head import Head, TaskMetrics, detach_state
+from .task import TaskSpec
+
+STAGES = ("train", "val", "test")
+
+
+class SequenceModel(LightningModule):
+    """Steps, logging, optimizer/scheduler injection, soft-unitary penalty and state carrying.
+
+    Subclasses (``kruzoo.models``) only build their core from their own hyperparameters and call
+    ``self.set_core(core)``. ``task`` is linked from the datamodule by the CLI; it is stored as a
+    dict of primitives so checkpoints load with ``weights_only=True``.
+    """
+
+    def __init__(
+        self,
+        task: dict | None = None,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ):
+        super().__init__()
+        if task is None:
+            raise ValueError(
+                f"{type(self).__name__} needs a task (input/output sizes, loss): the CLI links it from "
+                "the datamodule; in Python pass task=datamodule.task.as_dict()"
+            )
+        self.task = task if isinstance(task, TaskSpec) else TaskSpec.from_dict(dict(task))
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        self.hparams["task"] = self.task.as_dict()
+        self.optimizer_factory = optimizer
+        self.lr_scheduler_factory = lr_scheduler
+        for stage in STAGES:  # attributes, not a ModuleDict: "train" would shadow Module.train
+            setattr(self, f"{stage}_metrics", TaskMetrics(self.task))
+        self._states: dict[str, object] = {}
+
+    def set_core(self, core: nn.Module) -> None:
+        self.core = core
+        self.head = Head(core.feature_size, self.task)
+
+    def penalty(self) -> Tensor | None:
+        """Extra training loss from the core's parameters (the KRU soft unitary penalty)."""
+        return None
+
+    def recurrent_matrix(self) -> Tensor:
+        return self.core.recurrent_matrix()
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {
+            "total": sum(p.numel() for p in self.parameters()),
+            "recurrent": sum(p.numel() for p in self.core.recurrent_parameters()),
+        }
+
+    def forward(self, inputs: Tensor, state=None):
+        features, state = self.core(inputs, state)
+        return self.head(features), state
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _shared_step(self, batch: dict, stage: str) -> Tensor:
+        state = self._states.get(stage) if self.task.stateful else None
+        outputs, state = self(batch["inputs"], state)
+        if self.task.stateful:  # truncated BPTT over consecutive windows of a stream
+            self._states[stage] = detach_state(state)
+        losses, item_outputs, item_targets = self.head.item_losses(outputs, batch)
+        loss = losses.mean()
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics.update(losses, item_outputs, item_targets)
+        batch_size = batch["inputs"].shape[0]
+        for name, metric in metrics.named().items():
+            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, batch_size=batch_size,
+                     prog_bar=(stage != "train" and name == "loss"))
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        loss = self._shared_step(batch, "train")
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+        penalty = self.penalty()
+        if penalty is not None:
+            self.log("train/penalty", penalty, on_step=True, on_epoch=False)
+            loss = loss + penalty
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"the training loss became {loss.item()} at global step {self.global_step} "
+                f"(epoch {self.current_epoch}, batch {batch_idx}); lower the learning rate or clip "
+                "gradients (--trainer.gradient_clip_val), and resume from the last checkpoint"
+            )
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> Tensor:
+        return self(batch["inputs"])[0]
+
+    # -- state carrying: each stage's stream starts afresh every epoch --------------------------
+    def on_train_epoch_start(self) -> None:
+        self._states.pop("train", None)
+
+    def on_validation_epoch_start(self) -> None:
+        self._states.pop("val", None)
+
+    def on_test_epoch_start(self) -> None:
+        self._states.pop("test", None)
+
+    # -- logging and optimisation ---------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        counts = self.parameter_counts()
+        rank_zero_info(f"{type(self).__name__}: {counts['total']:,} parameters, {counts['recurrent']:,} recurrent")
+        for logger in self.loggers:
+            logger.log_metrics({f"params/{k}": float(v) for k, v in counts.items()}, step=0)
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        norms = grad_norm(self, norm_type=2)
+        if norms:  # empty when nothing has a gradient
+            self.log("train/grad_norm", norms["grad_2.0_norm_total"], on_step=True, on_epoch=False)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])
+        if self.lr_scheduler_factory is None:
+            return optimizer
+        scheduler = self.lr_scheduler_factory(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val/loss"}}

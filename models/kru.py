@@ -1,0 +1,40 @@
+"""KRU (Jose, Cissé, Fleuret 2018): Kronecker-factored complex recurrence with a soft unitary penalty."""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+
+from kruzoo.cores import KRUCore
+from kruzoo.registry import register_model
+from kruzoo.sequence_model import SequenceModel
+
+
+@register_model("kru")
+class KRU(SequenceModel):
+    """KRU with W = W_1 ⊗ … ⊗ W_k: ``factor_size`` s gives N = s^k (2: O(log N) parameters, N: a
+    complex RNN) unless ``factor_shapes`` lists the (p, q) of each factor; ``penalty_weight``
+    scales Σ‖W_iᴴW_i − I‖²; ``freeze_recurrence`` keeps W at its unitary initialisation."""
+
+    def __init__(
+        self,
+        task: dict | None = None,
+        hidden_size: int = 512,
+        factor_size: int = 2,
+        factor_shapes: list[list[int]] | None = None,
+        freeze_recurrence: bool = False,
+        penalty_weight: float = 0.0,
+        eps: float = 1e-6,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ):
+        super().__init__(task, optimizer, lr_scheduler)
+        self.set_core(
+            KRUCore(self.task.input_size, hidden_size, factor_size, factor_shapes, freeze_recurrence, eps)
+        )
+        self.penalty_weight = penalty_weight
+
+    def penalty(self):
+        if self.penalty_weight == 0 or self.hparams.freeze_recurrence:
+            return None
+        return self.penalty_weight * self.core.penalty()

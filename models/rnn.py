@@ -1,0 +1,45 @@
+"""The torch.nn baselines: vanilla tanh RNN, LSTM and GRU."""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+
+from kruzoo.cores import TorchRecurrentCore
+from kruzoo.registry import register_model
+from kruzoo.sequence_model import SequenceModel
+
+
+class _TorchRecurrentModel(SequenceModel):
+    kind = ""
+
+    def __init__(
+        self,
+        task: dict | None = None,
+        hidden_size: int = 128,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ):
+        super().__init__(task, optimizer, lr_scheduler)
+        self.set_core(TorchRecurrentCore(self.kind, self.task.input_size, hidden_size))
+
+
+@register_model("rnn")
+class RNN(_TorchRecurrentModel):
+    """Vanilla RNN, h_t = tanh(W h_{t-1} + U x_t + b), torch.nn.RNN."""
+
+    kind = "rnn"
+
+
+@register_model("lstm")
+class LSTM(_TorchRecurrentModel):
+    """LSTM (Hochreiter & Schmidhuber 1997), torch.nn.LSTM."""
+
+    kind = "lstm"
+
+
+@register_model("gru")
+class GRU(_TorchRecurrentModel):
+    """GRU (Cho et al. 2014), torch.nn.GRU."""
+
+    kind = "gru"
