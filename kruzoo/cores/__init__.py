@@ -2,6 +2,20 @@
 (+ final state). They know nothing about tasks or Lightning."""
 
 from .classic import TorchRecurrentCore
+from .furnn import FURNNCore
 from .kru import KroneckerFactors, KRUCore, haar_unitary, resolve_factor_shapes
+from .kru_lstm import KRULSTMCore, haar_orthogonal
+from .urnn import URNNCore, dft_matrix
 
-__all__ = ["KRUCore", "KroneckerFactors", "TorchRecurrentCore", "haar_unitary", "resolve_factor_shapes"]
+__all__ = [
+    "FURNNCore",
+    "KRUCore",
+    "KRULSTMCore",
+    "KroneckerFactors",
+    "TorchRecurrentCore",
+    "URNNCore",
+    "dft_matrix",
+    "haar_orthogonal",
+    "haar_unitary",
+    "resolve_factor_shapes",
+]

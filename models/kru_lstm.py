@@ -1,0 +1,38 @@
+"""KRU-LSTM: an LSTM with Kronecker-factored recurrent matrices and the KRU soft orthogonality penalty."""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+
+from kruzoo.cores import KRULSTMCore
+from kruzoo.registry import register_model
+from kruzoo.sequence_model import SequenceModel
+
+
+@register_model("kru_lstm")
+class KRULSTM(SequenceModel):
+    """LSTM whose four N×N recurrent matrices are each F_1 ⊗ … ⊗ F_k (real factors):
+    ``factor_size`` s gives N = s^k unless ``factor_shapes`` lists each factor's (p, q);
+    ``penalty_weight`` scales Σ‖F_iᵀF_i − I‖² over the factors of all four gates."""
+
+    def __init__(
+        self,
+        task: dict | None = None,
+        hidden_size: int = 128,
+        factor_size: int = 2,
+        factor_shapes: list[list[int]] | None = None,
+        penalty_weight: float = 0.0,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ):
+        super().__init__(task, optimizer, lr_scheduler)
+        if not isinstance(penalty_weight, (int, float)) or isinstance(penalty_weight, bool) or penalty_weight < 0:
+            raise ValueError(f"penalty_weight must be a non-negative number, got {penalty_weight!r}")
+        self.set_core(KRULSTMCore(self.task.input_size, hidden_size, factor_size, factor_shapes))
+        self.penalty_weight = penalty_weight
+
+    def penalty(self):
+        if self.penalty_weight == 0:
+            return None
+        return self.penalty_weight * self.core.penalty()
