@@ -1,10 +1,21 @@
 """Kronecker operations: the pure-PyTorch reference (``reference.py``) and, when it is built,
-the fused ``kruzoo::`` op from ``csrc/``. ``KRUZOO_REFERENCE_OPS=1`` forces the reference."""
+the fused ``kruzoo::`` op from ``csrc/`` (``fused.py``; compiled on first use and cached).
 
-from .reference import kron_dense, kron_matvec, modrelu, unitary_penalty
+``kron_matvec`` and ``kru_recurrence`` use the fused op when it is available for the inputs'
+device and the reference otherwise.  ``KRUZOO_REFERENCE_OPS=1`` forces the reference (read on
+every call, so it can be toggled at run time)."""
+
+from __future__ import annotations
+
+import os
+
+from . import fused as _fused
+from . import reference as _reference
+from .reference import kron_dense, modrelu, unitary_penalty
 from .reference import kru_recurrence as kru_recurrence_reference
 
 __all__ = [
+    "fused_available",
     "kron_dense",
     "kron_matvec",
     "kru_recurrence",
@@ -14,6 +25,32 @@ __all__ = [
 ]
 
 
+def _reference_forced() -> bool:
+    return os.environ.get("KRUZOO_REFERENCE_OPS", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def fused_available() -> bool:
+    """True when the fused op is in use (builds it on first call; False if forced off or the
+    build failed, in which case one warning was issued)."""
+    return not _reference_forced() and _fused.available()
+
+
+def _use_fused(*tensors) -> bool:
+    if not fused_available():
+        return False
+    devices = {t.device for t in tensors}
+    return len(devices) == 1 and _fused.supports_device(next(iter(devices)))
+
+
+def kron_matvec(factors, x):
+    """``(F_1 ⊗ … ⊗ F_k) x`` along the last dim of x (see ``reference.kron_matvec``)."""
+    if _use_fused(x, *factors):
+        return _fused.kron_matvec(factors, x)
+    return _reference.kron_matvec(factors, x)
+
+
 def kru_recurrence(ux, h0, factors, bias, eps):
     """All hidden states of the KRU recurrence (see ``reference.kru_recurrence``)."""
+    if _use_fused(ux, h0, bias, *factors):
+        return _fused.kru_recurrence(ux, h0, factors, bias, eps)
     return kru_recurrence_reference(ux, h0, factors, bias, eps)

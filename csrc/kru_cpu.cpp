@@ -1,0 +1,732 @@
+// CPU kernels of the kruzoo ops and the operator schema (TORCH_LIBRARY(kruzoo, m)).
+//
+// Layout: the op interface uses real pairs (view_as_real of complex: interleaved re, im).  Inside
+// a kernel the state of one sequence is kept planar (a re array and an im array, a few KiB, in
+// L1) so that every loop is a plain stride-1 loop the compiler vectorises; interleaving happens
+// only when a step reads its input projection and writes its outputs.
+//
+// Parallelism: at::parallel_for over the batch (recurrence) or rows (matvec).  Each sequence runs
+// its whole time loop inside one task, so there is no per-step synchronisation.
+//
+// W h is applied as a sequence of grouped factors G_1..G_m, each contracting one axis of the
+// state viewed as (before, q, rest).  Two kernels:
+//   rest >= one vector: loop over i, j and vectorise over `rest` (accumulators in registers);
+//   rest == 1 (the last group): vectorise over the row index i with G stored column major.
+// The grouping (kru_plan.cpp) makes the last group at least one vector wide, so both kernels run
+// at full vector width for the usual power-of-two shapes; other shapes use a generic loop.
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <mutex>
+#include <vector>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define KRU_HAVE_MXCSR 1
+#endif
+
+#include "kru_math.h"
+#include "kru_plan.h"
+
+namespace kru {
+namespace {
+
+// One cache line of scalars: the chunk the rest-kernel keeps in registers.
+template <typename S>
+constexpr int kV = 64 / static_cast<int>(sizeof(S));
+
+// at::parallel_for runs chunks on pool threads whose FTZ/DAZ flags are their own.  Copy the
+// caller's flags (torch.set_flush_denormal) into each chunk so the op honours them: decaying
+// states and BPTT gradients otherwise run into denormals, which cost ~100x per operation.
+struct FpScope {
+#ifdef KRU_HAVE_MXCSR
+  unsigned saved;
+  explicit FpScope(unsigned caller) : saved(_mm_getcsr()) {
+    _mm_setcsr((saved & ~0x8040u) | (caller & 0x8040u));
+  }
+  ~FpScope() { _mm_setcsr(saved); }
+  static unsigned caller() { return _mm_getcsr(); }
+#else
+  explicit FpScope(unsigned) {}
+  static unsigned caller() { return 0; }
+#endif
+};
+
+// y[b, :] = sum_j x[b, j] * MT[j, :]  with MT the (cols x R) transpose of the applied matrix.
+template <typename S, int R>
+void row_fixed(const S* __restrict__ mtr, const S* __restrict__ mti, int cols, int64_t before,
+               const S* __restrict__ xr, const S* __restrict__ xi, S* __restrict__ yr,
+               S* __restrict__ yi) {
+  for (int64_t b = 0; b < before; ++b) {
+    S ar[R], ai[R];
+    for (int i = 0; i < R; ++i) ar[i] = ai[i] = S(0);
+    const S* xbr = xr + b * cols;
+    const S* xbi = xi + b * cols;
+    for (int j = 0; j < cols; ++j) {
+      const S vr = xbr[j], vi = xbi[j];
+      const S* wr = mtr + static_cast<int64_t>(j) * R;
+      const S* wi = mti + static_cast<int64_t>(j) * R;
+      for (int i = 0; i < R; ++i) cmul_acc(wr[i], wi[i], vr, vi, ar[i], ai[i]);
+    }
+    for (int i = 0; i < R; ++i) {
+      yr[b * R + i] = ar[i];
+      yi[b * R + i] = ai[i];
+    }
+  }
+}
+
+template <typename S>
+void row_generic(const S* __restrict__ mtr, const S* __restrict__ mti, int rows, int cols,
+                 int64_t before, const S* __restrict__ xr, const S* __restrict__ xi,
+                 S* __restrict__ yr, S* __restrict__ yi) {
+  for (int64_t b = 0; b < before; ++b) {
+    S* ybr = yr + b * rows;
+    S* ybi = yi + b * rows;
+    std::fill(ybr, ybr + rows, S(0));
+    std::fill(ybi, ybi + rows, S(0));
+    for (int j = 0; j < cols; ++j) {
+      const S vr = xr[b * cols + j], vi = xi[b * cols + j];
+      const S* wr = mtr + static_cast<int64_t>(j) * rows;
+      const S* wi = mti + static_cast<int64_t>(j) * rows;
+      for (int i = 0; i < rows; ++i) cmul_acc(wr[i], wi[i], vr, vi, ybr[i], ybi[i]);
+    }
+  }
+}
+
+// y[b, i, :] = sum_j M[i, j] x[b, j, :]  over a (before, cols, rest) tensor.
+template <typename S>
+void rest_kernel(const S* __restrict__ mr, const S* __restrict__ mi, int rows, int cols,
+                 int64_t before, int64_t rest, const S* __restrict__ xr,
+                 const S* __restrict__ xi, S* __restrict__ yr, S* __restrict__ yi) {
+  constexpr int V = kV<S>;
+  if (rest % V == 0) {
+    for (int64_t b = 0; b < before; ++b) {
+      for (int64_t r0 = 0; r0 < rest; r0 += V) {
+        const S* xbr = xr + b * cols * rest + r0;
+        const S* xbi = xi + b * cols * rest + r0;
+        for (int i = 0; i < rows; ++i) {
+          S ar[V], ai[V];
+          for (int v = 0; v < V; ++v) ar[v] = ai[v] = S(0);
+          for (int j = 0; j < cols; ++j) {
+            const S wr = mr[i * cols + j], wi = mi[i * cols + j];
+            const S* pr = xbr + j * rest;
+            const S* pi = xbi + j * rest;
+            for (int v = 0; v < V; ++v) cmul_acc(wr, wi, pr[v], pi[v], ar[v], ai[v]);
+          }
+          S* o_r = yr + (b * rows + i) * rest + r0;
+          S* o_i = yi + (b * rows + i) * rest + r0;
+          for (int v = 0; v < V; ++v) {
+            o_r[v] = ar[v];
+            o_i[v] = ai[v];
+          }
+        }
+      }
+    }
+    return;
+  }
+  for (int64_t b = 0; b < before; ++b) {
+    for (int i = 0; i < rows; ++i) {
+      S* o_r = yr + (b * rows + i) * rest;
+      S* o_i = yi + (b * rows + i) * rest;
+      std::fill(o_r, o_r + rest, S(0));
+      std::fill(o_i, o_i + rest, S(0));
+      for (int j = 0; j < cols; ++j) {
+        const S wr = mr[i * cols + j], wi = mi[i * cols + j];
+        const S* pr = xr + (b * cols + j) * rest;
+        const S* pi = xi + (b * cols + j) * rest;
+        for (int64_t r = 0; r < rest; ++r) cmul_acc(wr, wi, pr[r], pi[r], o_r[r], o_i[r]);
+      }
+    }
+  }
+}
+
+enum class AccMode { kLane, kRow, kGeneric };
+
+// The grouped factors of one plan, with the CPU gradient-accumulator layout:
+//   kLane    (rest a multiple of V): per (i, j) V partial sums of re, then V of im
+//   kRow     (rest == 1): re block then im block, indexed j * p + i (vectorised over i)
+//   kGeneric : re block then im block, indexed i * q + j
+template <typename S>
+struct CpuKron {
+  const Plan& pl;
+  const S* packed;
+  std::vector<AccMode> mode;
+  std::vector<int64_t> acc_off;  // offset of each group's accumulator
+  int64_t acc_size = 0;
+
+  CpuKron(const Plan& plan, const S* pk) : pl(plan), packed(pk) {
+    for (int k = 0; k < pl.m; ++k) {
+      const Group& g = pl.g[k];
+      const int64_t pq = static_cast<int64_t>(g.p) * g.q;
+      AccMode md = g.rest == 1 ? AccMode::kRow
+                   : g.rest % kV<S> == 0 ? AccMode::kLane
+                                         : AccMode::kGeneric;
+      mode.push_back(md);
+      acc_off.push_back(acc_size);
+      acc_size += md == AccMode::kLane ? 2 * kV<S> * pq : 2 * pq;
+    }
+  }
+
+  // dst = G_k src (adjoint=false) or G_k^H src (adjoint=true); planar re/im, dst != src.
+  void apply(int k, bool adjoint, const S* xr, const S* xi, S* yr, S* yi) const {
+    const Group& g = pl.g[k];
+    const int rows = adjoint ? g.q : g.p;
+    const int cols = adjoint ? g.p : g.q;
+    const int64_t n = static_cast<int64_t>(rows) * cols;
+    if (g.rest == 1) {
+      const S* mt = packed + (adjoint ? g.off_fht : g.off_ft);
+      switch (rows) {
+        case 8: return row_fixed<S, 8>(mt, mt + n, cols, g.before, xr, xi, yr, yi);
+        case 16: return row_fixed<S, 16>(mt, mt + n, cols, g.before, xr, xi, yr, yi);
+        case 32: return row_fixed<S, 32>(mt, mt + n, cols, g.before, xr, xi, yr, yi);
+        case 64: return row_fixed<S, 64>(mt, mt + n, cols, g.before, xr, xi, yr, yi);
+        default: return row_generic<S>(mt, mt + n, rows, cols, g.before, xr, xi, yr, yi);
+      }
+    }
+    const S* mm = packed + (adjoint ? g.off_fh : g.off_f);
+    rest_kernel<S>(mm, mm + n, rows, cols, g.before, g.rest, xr, xi, yr, yi);
+  }
+
+  // acc_k += g z^H summed over (before, rest): g is the gradient at the output of group k
+  // (before, p, rest), z its input (before, q, rest).
+  void contract(int k, const S* __restrict__ gr, const S* __restrict__ gi,
+                const S* __restrict__ zr, const S* __restrict__ zi, S* __restrict__ acc) const {
+    const Group& g = pl.g[k];
+    const int p = g.p, q = g.q;
+    const int64_t pq = static_cast<int64_t>(p) * q;
+    S* a = acc + acc_off[k];
+    switch (mode[k]) {
+      case AccMode::kLane: {
+        constexpr int V = kV<S>;
+        for (int64_t b = 0; b < g.before; ++b)
+          for (int64_t r0 = 0; r0 < g.rest; r0 += V)
+            for (int i = 0; i < p; ++i) {
+              const S* g_r = gr + (b * p + i) * g.rest + r0;
+              const S* g_i = gi + (b * p + i) * g.rest + r0;
+              for (int j = 0; j < q; ++j) {
+                const S* z_r = zr + (b * q + j) * g.rest + r0;
+                const S* z_i = zi + (b * q + j) * g.rest + r0;
+                S* A = a + (static_cast<int64_t>(i) * q + j) * 2 * V;
+                for (int v = 0; v < V; ++v) cmul_conj_acc(g_r[v], g_i[v], z_r[v], z_i[v], A[v], A[V + v]);
+              }
+            }
+        break;
+      }
+      case AccMode::kRow: {
+        for (int64_t b = 0; b < g.before; ++b) {
+          const S* g_r = gr + b * p;
+          const S* g_i = gi + b * p;
+          for (int j = 0; j < q; ++j) {
+            const S vr = zr[b * q + j], vi = zi[b * q + j];
+            S* Ar = a + static_cast<int64_t>(j) * p;
+            S* Ai = Ar + pq;
+            for (int i = 0; i < p; ++i) cmul_conj_acc(g_r[i], g_i[i], vr, vi, Ar[i], Ai[i]);
+          }
+        }
+        break;
+      }
+      case AccMode::kGeneric: {
+        for (int64_t b = 0; b < g.before; ++b)
+          for (int i = 0; i < p; ++i)
+            for (int j = 0; j < q; ++j) {
+              S* Ar = a + static_cast<int64_t>(i) * q + j;
+              S* Ai = Ar + pq;
+              for (int64_t r = 0; r < g.rest; ++r)
+                cmul_conj_acc(gr[(b * p + i) * g.rest + r], gi[(b * p + i) * g.rest + r],
+                              zr[(b * q + j) * g.rest + r], zi[(b * q + j) * g.rest + r], *Ar, *Ai);
+            }
+        break;
+      }
+    }
+  }
+
+  // Adds this thread's accumulators into `total` (complex p x q per group, row major, as
+  // interleaved doubles at offset 2 * sum of the previous groups' p*q).
+  void reduce_into(const S* acc, std::vector<double>& total) const {
+    int64_t off = 0;
+    for (int k = 0; k < pl.m; ++k) {
+      const Group& g = pl.g[k];
+      const int p = g.p, q = g.q;
+      const int64_t pq = static_cast<int64_t>(p) * q;
+      const S* a = acc + acc_off[k];
+      for (int i = 0; i < p; ++i)
+        for (int j = 0; j < q; ++j) {
+          double re = 0, im = 0;
+          switch (mode[k]) {
+            case AccMode::kLane: {
+              const S* A = a + (static_cast<int64_t>(i) * q + j) * 2 * kV<S>;
+              for (int v = 0; v < kV<S>; ++v) {
+                re += A[v];
+                im += A[kV<S> + v];
+              }
+              break;
+            }
+            case AccMode::kRow:
+              re = a[static_cast<int64_t>(j) * p + i];
+              im = a[pq + static_cast<int64_t>(j) * p + i];
+              break;
+            case AccMode::kGeneric:
+              re = a[static_cast<int64_t>(i) * q + j];
+              im = a[pq + static_cast<int64_t>(i) * q + j];
+              break;
+          }
+          total[2 * (off + i * q + j)] += re;
+          total[2 * (off + i * q + j) + 1] += im;
+        }
+      off += pq;
+    }
+  }
+};
+
+// total (interleaved doubles, all groups) -> one complex (p, q) tensor per group that needs it.
+std::vector<at::Tensor> unpack_group_grads(const Plan& pl, const std::vector<double>& total,
+                                           at::ScalarType real_dtype) {
+  std::vector<at::Tensor> out(pl.m);
+  int64_t off = 0;
+  for (int k = 0; k < pl.m; ++k) {
+    const int64_t pq = static_cast<int64_t>(pl.g[k].p) * pl.g[k].q;
+    if (pl.g[k].need_grad) {
+      at::Tensor t = at::empty({pl.g[k].p, pl.g[k].q, 2}, at::TensorOptions().dtype(at::kDouble));
+      std::copy(total.begin() + 2 * off, total.begin() + 2 * (off + pq), t.data_ptr<double>());
+      out[k] = at::view_as_complex(t.to(real_dtype));
+    }
+    off += pq;
+  }
+  return out;
+}
+
+template <typename S>
+void deinterleave(const S* __restrict__ src, int64_t n, S* __restrict__ re, S* __restrict__ im) {
+  for (int64_t i = 0; i < n; ++i) {
+    re[i] = src[2 * i];
+    im[i] = src[2 * i + 1];
+  }
+}
+
+template <typename S>
+void interleave(const S* __restrict__ re, const S* __restrict__ im, int64_t n, S* __restrict__ dst) {
+  for (int64_t i = 0; i < n; ++i) {
+    dst[2 * i] = re[i];
+    dst[2 * i + 1] = im[i];
+  }
+}
+
+
+std::vector<bool> to_vec(const c10::List<bool>& l) {
+  std::vector<bool> v;
+  for (size_t i = 0; i < l.size(); ++i) v.push_back(l.get(i));
+  return v;
+}
+
+bool any_of(const std::vector<bool>& a) {
+  for (bool b : a)
+    if (b) return true;
+  return false;
+}
+
+// Applies the groups in order to a planar vector of length n_in; the result lands in (yr, yi).
+// buf holds two ping-pong buffers of 2 * max_sz scalars each.
+template <typename S>
+void forward_chain(const CpuKron<S>& kr, const S* xr, const S* xi, S* yr, S* yi, S* buf) {
+  const Plan& pl = kr.pl;
+  const int64_t M = pl.max_sz;
+  S* X = buf;
+  S* Y = buf + 2 * M;
+  const S* sr = xr;
+  const S* si = xi;
+  for (int k = 0; k < pl.m; ++k) {
+    S* dr;
+    S* di;
+    if (k == pl.m - 1) {
+      dr = yr;
+      di = yi;
+    } else {
+      S* d = (sr == X) ? Y : X;
+      dr = d;
+      di = d + M;
+    }
+    kr.apply(k, false, sr, si, dr, di);
+    sr = dr;
+    si = di;
+  }
+}
+
+// Backward through the groups for one vector.  ga: gradient at the output (length n_out);
+// z: the group inputs z_0 = x, z_k in zbuf[k] (2 * max_sz each, k >= 1), needed only when
+// `with_grads`; writes W^H ga to (outr, outi) when they are non-null; buf: two ping-pong buffers.
+template <typename S>
+void backward_chain(const CpuKron<S>& kr, const S* gar, const S* gai, const S* xr, const S* xi,
+                    const S* zbuf, bool with_grads, S* outr, S* outi, S* buf, S* acc) {
+  const Plan& pl = kr.pl;
+  const int64_t M = pl.max_sz;
+  S* X = buf;
+  S* Y = buf + 2 * M;
+  const S* sr = gar;
+  const S* si = gai;
+  for (int k = pl.m - 1; k >= 0; --k) {
+    if (with_grads && pl.g[k].need_grad) {
+      const S* z_r = k == 0 ? xr : zbuf + 2 * M * k;
+      const S* z_i = k == 0 ? xi : zbuf + 2 * M * k + M;
+      kr.contract(k, sr, si, z_r, z_i, acc);
+    }
+    if (k == 0 && outr == nullptr) break;
+    S* dr;
+    S* di;
+    if (k == 0) {
+      dr = outr;
+      di = outi;
+    } else {
+      S* d = (sr == X) ? Y : X;
+      dr = d;
+      di = d + M;
+    }
+    kr.apply(k, true, sr, si, dr, di);
+    sr = dr;
+    si = di;
+  }
+}
+
+// z_k = G_{k-1} ... G_0 x for k = 1..m-1 into zbuf[k].
+template <typename S>
+void prefix_chain(const CpuKron<S>& kr, const S* xr, const S* xi, S* zbuf) {
+  const Plan& pl = kr.pl;
+  const int64_t M = pl.max_sz;
+  const S* sr = xr;
+  const S* si = xi;
+  for (int k = 1; k < pl.m; ++k) {
+    S* d = zbuf + 2 * M * k;
+    kr.apply(k - 1, false, sr, si, d, d + M);
+    sr = d;
+    si = d + M;
+  }
+}
+
+// -------------------------------------------------------------------------------------------
+// kron_matvec
+
+at::Tensor kron_matvec_cpu(const at::Tensor& x_in, at::TensorList factors) {
+  check_pair(x_in, "x", 3);
+  HostPlan hp = make_plan(factors, {}, kV<float>);
+  const Plan& pl = hp.plan;
+  TORCH_CHECK(x_in.size(1) == pl.n_in, "kruzoo.kron_matvec: x has ", x_in.size(1),
+              " columns but the factors need ", pl.n_in);
+  TORCH_CHECK(x_in.scalar_type() == factors[0].scalar_type(),
+              "kruzoo.kron_matvec: x and factors must share a dtype");
+  const at::Tensor x = x_in.contiguous();
+  const int64_t rows = x.size(0);
+  at::Tensor y = at::empty({rows, pl.n_out, 2}, x.options());
+  const unsigned csr = FpScope::caller();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kruzoo_kron_matvec", [&] {
+    using S = scalar_t;
+    CpuKron<S> kr(pl, hp.packed.data_ptr<S>());
+    const S* xp = x.data_ptr<S>();
+    S* yp = y.data_ptr<S>();
+    at::parallel_for(0, rows, 8, [&](int64_t r0, int64_t r1) {
+      FpScope fp(csr);
+      const int64_t M = pl.max_sz;
+      std::vector<S> w(2 * pl.n_in + 2 * pl.n_out + 4 * M);
+      S* xr = w.data();
+      S* yr = xr + 2 * pl.n_in;
+      S* buf = yr + 2 * pl.n_out;
+      for (int64_t r = r0; r < r1; ++r) {
+        deinterleave(xp + r * 2 * pl.n_in, pl.n_in, xr, xr + pl.n_in);
+        forward_chain(kr, xr, xr + pl.n_in, yr, yr + pl.n_out, buf);
+        interleave(yr, yr + pl.n_out, pl.n_out, yp + r * 2 * pl.n_out);
+      }
+    });
+  });
+  return y;
+}
+
+std::tuple<at::Tensor, std::vector<at::Tensor>> kron_matvec_backward_cpu(
+    const at::Tensor& gy_in, const at::Tensor& x_in, at::TensorList factors, bool need_x,
+    const c10::List<bool>& needs_list) {
+  const std::vector<bool> factor_needs_grad = to_vec(needs_list);
+  HostPlan hp = make_plan(factors, factor_needs_grad, kV<float>);
+  const Plan& pl = hp.plan;
+  const at::Tensor x = x_in.contiguous();
+  const at::Tensor gy = gy_in.contiguous();
+  const int64_t rows = x.size(0);
+  TORCH_CHECK(gy.size(0) == rows && gy.size(1) == pl.n_out, "kruzoo: grad_y has shape ",
+              gy.sizes());
+  at::Tensor gx = need_x ? at::empty_like(x) : at::empty({0}, x.options());
+  const bool want_grads = any_of(factor_needs_grad);
+  // One dense factor: its gradient is one GEMM, far faster than per-row outer products.
+  const bool gemm_grad = want_grads && pl.m == 1;
+  const bool loop_grads = want_grads && !gemm_grad;
+  std::vector<at::Tensor> group_grads(pl.m);
+  const unsigned csr = FpScope::caller();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kruzoo_kron_matvec_backward", [&] {
+    using S = scalar_t;
+    CpuKron<S> kr(pl, hp.packed.data_ptr<S>());
+    const S* xp = x.data_ptr<S>();
+    const S* gp = gy.data_ptr<S>();
+    S* gxp = need_x ? gx.data_ptr<S>() : nullptr;
+    std::vector<double> total(loop_grads ? 2 * kr.acc_size : 0, 0.0);
+    std::mutex mu;
+    if (need_x || loop_grads) {
+      at::parallel_for(0, rows, 8, [&](int64_t r0, int64_t r1) {
+        FpScope fp(csr);
+        const int64_t M = pl.max_sz;
+        std::vector<S> w(2 * pl.n_in + 2 * pl.n_out + 2 * pl.n_in + 4 * M +
+                         (loop_grads ? 2 * M * pl.m : 0));
+        std::vector<S> acc(loop_grads ? kr.acc_size : 0, S(0));
+        S* xr = w.data();
+        S* gr = xr + 2 * pl.n_in;
+        S* outr = gr + 2 * pl.n_out;
+        S* buf = outr + 2 * pl.n_in;
+        S* zbuf = buf + 4 * M;
+        for (int64_t r = r0; r < r1; ++r) {
+          deinterleave(gp + r * 2 * pl.n_out, pl.n_out, gr, gr + pl.n_out);
+          if (loop_grads) {
+            deinterleave(xp + r * 2 * pl.n_in, pl.n_in, xr, xr + pl.n_in);
+            prefix_chain(kr, xr, xr + pl.n_in, zbuf);
+          }
+          backward_chain(kr, gr, gr + pl.n_out, xr, xr + pl.n_in, zbuf, loop_grads,
+                         need_x ? outr : nullptr, outr + pl.n_in, buf, acc.data());
+          if (need_x) interleave(outr, outr + pl.n_in, pl.n_in, gxp + r * 2 * pl.n_in);
+        }
+        if (loop_grads) {
+          std::lock_guard<std::mutex> lock(mu);
+          kr.reduce_into(acc.data(), total);
+        }
+      });
+    }
+    if (loop_grads) group_grads = unpack_group_grads(pl, total, x.scalar_type());
+  });
+  if (gemm_grad) {
+    const at::Tensor gc = at::view_as_complex(gy);
+    const at::Tensor xc = at::view_as_complex(x);
+    group_grads[0] = at::mm(gc.t(), xc.conj().resolve_conj());
+  }
+  std::vector<at::Tensor> gf = map_group_grads(hp, factors, group_grads, factor_needs_grad);
+  return {gx, gf};
+}
+
+// -------------------------------------------------------------------------------------------
+// kru_recurrence
+
+struct RecDims {
+  int64_t B, T, N;
+};
+
+RecDims check_recurrence(const at::Tensor& ux, const at::Tensor& h0, const Plan& pl,
+                         const at::Tensor& bias, at::TensorList factors) {
+  check_pair(ux, "ux", 4);
+  check_pair(h0, "h0", 3);
+  const RecDims d{ux.size(0), ux.size(1), ux.size(2)};
+  TORCH_CHECK(h0.size(0) == d.B && h0.size(1) == d.N, "kruzoo.kru_recurrence: h0 has shape ",
+              h0.sizes(), " but ux is ", ux.sizes());
+  TORCH_CHECK(pl.n_in == d.N && pl.n_out == d.N,
+              "kruzoo.kru_recurrence: the factors map ", pl.n_in, " -> ", pl.n_out,
+              " but the state has N = ", d.N, " (both products must equal N)");
+  TORCH_CHECK(bias.dim() == 1 && bias.size(0) == d.N, "kruzoo.kru_recurrence: bias must be (N,), got ",
+              bias.sizes());
+  const auto dt = ux.scalar_type();
+  TORCH_CHECK(h0.scalar_type() == dt && bias.scalar_type() == dt && factors[0].scalar_type() == dt,
+              "kruzoo.kru_recurrence: ux, h0, factors and bias must share one real dtype (got ux ",
+              dt, ", h0 ", h0.scalar_type(), ", bias ", bias.scalar_type(), ", factors ",
+              factors[0].scalar_type(), ")");
+  const auto dev = ux.device();
+  TORCH_CHECK(h0.device() == dev && bias.device() == dev && factors[0].device() == dev,
+              "kruzoo.kru_recurrence: all inputs must be on one device");
+  return d;
+}
+
+std::tuple<at::Tensor, at::Tensor> kru_recurrence_cpu(const at::Tensor& ux_in,
+                                                      const at::Tensor& h0_in,
+                                                      at::TensorList factors,
+                                                      const at::Tensor& bias_in, double eps) {
+  HostPlan hp = make_plan(factors, {}, kV<float>);
+  const Plan& pl = hp.plan;
+  const RecDims d = check_recurrence(ux_in, h0_in, pl, bias_in, factors);
+  const at::Tensor ux = ux_in.contiguous(), h0 = h0_in.contiguous(), bias = bias_in.contiguous();
+  at::Tensor hs = at::empty({d.B, d.T, d.N, 2}, ux.options());
+  at::Tensor pre = at::empty({d.B, d.T, d.N, 2}, ux.options());
+  const unsigned csr = FpScope::caller();
+  AT_DISPATCH_FLOATING_TYPES(ux.scalar_type(), "kruzoo_kru_recurrence", [&] {
+    using S = scalar_t;
+    CpuKron<S> kr(pl, hp.packed.data_ptr<S>());
+    const S* up = ux.data_ptr<S>();
+    const S* h0p = h0.data_ptr<S>();
+    const S* bp = bias.data_ptr<S>();
+    S* hsp = hs.data_ptr<S>();
+    S* prep = pre.data_ptr<S>();
+    const S e = static_cast<S>(eps);
+    const int64_t N = d.N, T = d.T;
+    at::parallel_for(0, d.B, 1, [&](int64_t b0, int64_t b1) {
+      FpScope fp(csr);
+      const int64_t M = pl.max_sz;
+      std::vector<S> w(4 * N + 4 * M);
+      S* h = w.data();  // planar state: re [0, N), im [N, 2N)
+      S* a = h + 2 * N;
+      S* buf = a + 2 * N;
+      for (int64_t b = b0; b < b1; ++b) {
+        deinterleave(h0p + b * 2 * N, N, h, h + N);
+        for (int64_t t = 0; t < T; ++t) {
+          forward_chain(kr, h, h + N, a, a + N, buf);
+          const int64_t base = (b * T + t) * 2 * N;
+          const S* u = up + base;
+          S* po = prep + base;
+          S* ho = hsp + base;
+          S* hr = h;
+          S* hi = h + N;
+          const S* ar_ = a;
+          const S* ai_ = a + N;
+          for (int64_t n = 0; n < N; ++n) {
+            const S ar = ar_[n] + u[2 * n];
+            const S ai = ai_[n] + u[2 * n + 1];
+            po[2 * n] = ar;
+            po[2 * n + 1] = ai;
+            S r, i;
+            modrelu_fwd(ar, ai, bp[n], e, r, i);
+            hr[n] = r;
+            hi[n] = i;
+            ho[2 * n] = r;
+            ho[2 * n + 1] = i;
+          }
+        }
+      }
+    });
+  });
+  return {hs, pre};
+}
+
+std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recurrence_backward_cpu(
+    const at::Tensor& ghs_in, const c10::optional<at::Tensor>& gpre_in, const at::Tensor& hs_in,
+    const at::Tensor& pre_in, const at::Tensor& h0_in, at::TensorList factors,
+    const at::Tensor& bias_in, double eps, const c10::List<bool>& needs_list) {
+  const std::vector<bool> factor_needs_grad = to_vec(needs_list);
+  HostPlan hp = make_plan(factors, factor_needs_grad, kV<float>);
+  const Plan& pl = hp.plan;
+  const RecDims d = check_recurrence(pre_in, h0_in, pl, bias_in, factors);
+  TORCH_CHECK(ghs_in.sizes() == pre_in.sizes() && hs_in.sizes() == pre_in.sizes(),
+              "kruzoo: grad_hs / hs / pre shapes differ");
+  const at::Tensor ghs = ghs_in.contiguous(), hs = hs_in.contiguous(), pre = pre_in.contiguous();
+  const at::Tensor h0 = h0_in.contiguous(), bias = bias_in.contiguous();
+  at::Tensor gpre;
+  if (gpre_in.has_value() && gpre_in->defined()) {
+    TORCH_CHECK(gpre_in->sizes() == pre.sizes(), "kruzoo: grad_pre shape ", gpre_in->sizes());
+    gpre = gpre_in->contiguous();
+  }
+  at::Tensor gux = at::empty_like(pre);
+  at::Tensor gh0 = at::empty_like(h0);
+  at::Tensor gbias;
+  const bool want_grads = any_of(factor_needs_grad);
+  const bool gemm_grad = want_grads && pl.m == 1;
+  const bool loop_grads = want_grads && !gemm_grad;
+  std::vector<at::Tensor> group_grads(pl.m);
+  const unsigned csr = FpScope::caller();
+  AT_DISPATCH_FLOATING_TYPES(pre.scalar_type(), "kruzoo_kru_recurrence_backward", [&] {
+    using S = scalar_t;
+    CpuKron<S> kr(pl, hp.packed.data_ptr<S>());
+    const S* ghp = ghs.data_ptr<S>();
+    const S* gpp = gpre.defined() ? gpre.data_ptr<S>() : nullptr;
+    const S* hsp = hs.data_ptr<S>();
+    const S* prp = pre.data_ptr<S>();
+    const S* h0p = h0.data_ptr<S>();
+    const S* bp = bias.data_ptr<S>();
+    S* guxp = gux.data_ptr<S>();
+    S* gh0p = gh0.data_ptr<S>();
+    const S e = static_cast<S>(eps);
+    const int64_t N = d.N, T = d.T;
+    std::vector<double> total(loop_grads ? 2 * kr.acc_size : 0, 0.0);
+    std::vector<double> gb_total(N, 0.0);
+    std::mutex mu;
+    at::parallel_for(0, d.B, 1, [&](int64_t b0, int64_t b1) {
+      FpScope fp(csr);
+      const int64_t M = pl.max_sz;
+      std::vector<S> w(6 * N + 4 * M + (loop_grads ? 2 * M * pl.m : 0));
+      std::vector<S> acc(loop_grads ? kr.acc_size : 0, S(0));
+      std::vector<S> gb(N, S(0));
+      S* carry = w.data();
+      S* ga = carry + 2 * N;
+      S* hp_ = ga + 2 * N;  // h_{t-1}, planar (the input of the first group)
+      S* buf = hp_ + 2 * N;
+      S* zbuf = buf + 4 * M;
+      for (int64_t b = b0; b < b1; ++b) {
+        std::fill(carry, carry + 2 * N, S(0));
+        for (int64_t t = T - 1; t >= 0; --t) {
+          const int64_t base = (b * T + t) * 2 * N;
+          const S* g = ghp + base;
+          const S* a = prp + base;
+          S* gu = guxp + base;
+          S* gar = ga;
+          S* gai = ga + N;
+          const S* cr = carry;
+          const S* ci = carry + N;
+          for (int64_t n = 0; n < N; ++n) {
+            S r, i, db;
+            modrelu_bwd(a[2 * n], a[2 * n + 1], bp[n], e, g[2 * n] + cr[n], g[2 * n + 1] + ci[n],
+                        r, i, db);
+            gar[n] = r;
+            gai[n] = i;
+            gb[n] += db;
+          }
+          if (gpp != nullptr) {
+            for (int64_t n = 0; n < N; ++n) {
+              gar[n] += gpp[base + 2 * n];
+              gai[n] += gpp[base + 2 * n + 1];
+            }
+          }
+          interleave(gar, gai, N, gu);
+          if (loop_grads) {
+            const S* prev = t > 0 ? hsp + base - 2 * N : h0p + b * 2 * N;
+            deinterleave(prev, N, hp_, hp_ + N);
+            prefix_chain(kr, hp_, hp_ + N, zbuf);
+          }
+          backward_chain(kr, gar, gai, hp_, hp_ + N, zbuf, loop_grads, carry, carry + N, buf,
+                         acc.data());
+        }
+        interleave(carry, carry + N, N, gh0p + b * 2 * N);
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      if (loop_grads) kr.reduce_into(acc.data(), total);
+      for (int64_t n = 0; n < N; ++n) gb_total[n] += gb[n];
+    });
+    if (loop_grads) group_grads = unpack_group_grads(pl, total, pre.scalar_type());
+    gbias = at::empty({N}, at::TensorOptions().dtype(at::kDouble));
+    std::copy(gb_total.begin(), gb_total.end(), gbias.data_ptr<double>());
+    gbias = gbias.to(pre.scalar_type());
+  });
+  if (gemm_grad) {
+    // dL/dW = sum_{b,t} dL/da_t (h_{t-1})^H: one complex GEMM over all (b, t).
+    const at::Tensor hsc = at::view_as_complex(hs);
+    const at::Tensor prev = at::cat({at::view_as_complex(h0).unsqueeze(1), hsc.narrow(1, 0, d.T - 1)}, 1);
+    const at::Tensor gc = at::view_as_complex(gux);
+    group_grads[0] = at::mm(gc.reshape({d.B * d.T, d.N}).t(),
+                            prev.reshape({d.B * d.T, d.N}).conj().resolve_conj());
+  }
+  std::vector<at::Tensor> gf = map_group_grads(hp, factors, group_grads, factor_needs_grad);
+  return {gux, gh0, gf, gbias};
+}
+
+}  // namespace
+}  // namespace kru
+
+// The schema: real-pair tensors (view_as_real of complex), float32 or float64.
+//  kron_matvec: x (M, Q, 2), factors (p_i, q_i, 2) -> y (M, P, 2)
+//  kru_recurrence: ux (B, T, N, 2), h0 (B, N, 2), factors, bias (N,) -> (hs, pre) both (B, T, N, 2);
+//    pre holds the pre-activations W h_{t-1} + ux_t, saved for the backward.
+//  The backward ops return an empty tensor for every factor whose flag is false.
+TORCH_LIBRARY(kruzoo, m) {
+  m.def("kron_matvec(Tensor x, Tensor[] factors) -> Tensor");
+  m.def(
+      "kron_matvec_backward(Tensor grad_y, Tensor x, Tensor[] factors, bool need_x, "
+      "bool[] factor_needs_grad) -> (Tensor, Tensor[])");
+  m.def("kru_recurrence(Tensor ux, Tensor h0, Tensor[] factors, Tensor bias, float eps) -> (Tensor, Tensor)");
+  m.def(
+      "kru_recurrence_backward(Tensor grad_hs, Tensor? grad_pre, Tensor hs, Tensor pre, Tensor h0, "
+      "Tensor[] factors, Tensor bias, float eps, bool[] factor_needs_grad) "
+      "-> (Tensor, Tensor, Tensor[], Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(kruzoo, CPU, m) {
+  m.impl("kron_matvec", &kru::kron_matvec_cpu);
+  m.impl("kron_matvec_backward", &kru::kron_matvec_backward_cpu);
+  m.impl("kru_recurrence", &kru::kru_recurrence_cpu);
+  m.impl("kru_recurrence_backward", &kru::kru_recurrence_backward_cpu);
+}

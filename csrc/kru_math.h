@@ -1,0 +1,107 @@
+// Per-element arithmetic of the KRU ops, shared by the CPU build (kru_cpu.cpp) and the CUDA
+// build (kru_cuda.cu).  Everything here is a plain function of real scalars so that the CPU
+// tests exercise exactly the code the GPU runs.  Complex numbers are (re, im) pairs of reals.
+#pragma once
+
+#include <cstdint>
+#include <cmath>
+
+#if defined(__CUDACC__)
+#define KRU_HD __host__ __device__ __forceinline__
+#else
+#define KRU_HD inline
+#endif
+
+namespace kru {
+
+// Limits of the grouped-factor plan passed by value to kernels (kept small: a kernel's
+// parameter block is limited to a few KiB).
+constexpr int kMaxGroups = 48;
+
+// One grouped factor G (the Kronecker product of consecutive user factors) applied to one axis
+// of the state viewed as (before, q, rest) -> (before, p, rest).
+struct Group {
+  int p = 0, q = 0;                  // rows, columns of G
+  int64_t before = 0, rest = 0;      // product of the row sizes to the left, column sizes to the right
+  // Offsets (in scalars) into the packed factor buffer of four planar matrices; each is a
+  // re block of rows*cols scalars followed by an im block of the same size:
+  //   f   = G       (p x q, row major)
+  //   ft  = G^T     (q x p, row major)  i.e. G column major, for vectorising over the row index
+  //   fh  = G^H     (q x p, row major)
+  //   fht = conj(G) (p x q, row major)  i.e. G^H column major
+  int64_t off_f = 0, off_ft = 0, off_fh = 0, off_fht = 0;
+  int64_t acc_off = 0;               // offset of this group's gradient accumulator (backend specific)
+  int need_grad = 0;                 // 1 if any user factor in this group needs a gradient
+};
+
+struct Plan {
+  int m = 0;                 // number of groups
+  int64_t n_in = 0;          // prod q (length of x)
+  int64_t n_out = 0;         // prod p (length of W x)
+  int64_t max_sz = 0;        // largest intermediate vector length while applying the groups
+  int64_t acc_size = 0;      // total accumulator size (backend specific)
+  Group g[kMaxGroups];
+};
+
+// Length of the intermediate vector after the first k groups have been applied:
+// prod_{i<k} p_i * prod_{i>=k} q_i.
+KRU_HD int64_t inter_size(const Plan& pl, int k) {
+  int64_t s = 1;
+  for (int i = 0; i < pl.m; ++i) s *= (i < k) ? pl.g[i].p : pl.g[i].q;
+  return s;
+}
+
+template <typename S>
+KRU_HD S kru_sqrt(S x) {
+#if defined(__CUDA_ARCH__)
+  return sqrt(x);  // CUDA overloads sqrt for float and double
+#else
+  return std::sqrt(x);
+#endif
+}
+
+// modReLU forward on one complex element:  mag = sqrt(re^2 + im^2 + eps),
+// h = a * relu(mag + b) / mag.  Written without branches so that the CPU loops vectorise.
+template <typename S>
+KRU_HD void modrelu_fwd(S ar, S ai, S b, S eps, S& hr, S& hi) {
+  const S mag = kru_sqrt(ar * ar + ai * ai + eps);
+  const S act = mag + b;
+  const S s = act > S(0) ? act / mag : S(0);
+  hr = ar * s;
+  hi = ai * s;
+}
+
+// modReLU backward on one element.  (gr, gi) is dL/dRe h + i dL/dIm h (PyTorch's convention
+// for the gradient of a real loss w.r.t. a complex tensor).  Returns the same for a and the
+// contribution to dL/db.  With s = 1 + b/mag on the active side:
+//   dL/da = s * g + a * (-b * <a, g> / mag^3),   dL/db = <a, g> / mag,   <a, g> = ar gr + ai gi.
+// relu'(0) = 0 as in torch.relu.
+template <typename S>
+KRU_HD void modrelu_bwd(S ar, S ai, S b, S eps, S gr, S gi, S& gar, S& gai, S& gb) {
+  const S mag = kru_sqrt(ar * ar + ai * ai + eps);
+  const S inv = S(1) / mag;
+  const S act = mag + b;
+  const S on = act > S(0) ? S(1) : S(0);
+  const S s = on * act * inv;
+  const S dot = ar * gr + ai * gi;
+  const S c = -on * b * dot * inv * inv * inv;
+  gar = s * gr + ar * c;
+  gai = s * gi + ai * c;
+  gb = on * dot * inv;
+}
+
+// Accumulate  acc += g * conj(z)  (one term of a factor gradient  dL/dG = sum g z^H).
+template <typename S>
+KRU_HD void cmul_conj_acc(S gr, S gi, S zr, S zi, S& accr, S& acci) {
+  accr += gr * zr + gi * zi;
+  acci += gi * zr - gr * zi;
+}
+
+// acc += w * x
+template <typename S>
+KRU_HD void cmul_acc(S wr, S wi, S xr, S xi, S& accr, S& acci) {
+  accr += wr * xr - wi * xi;
+  acci += wr * xi + wi * xr;
+}
+
+}  // namespace kru

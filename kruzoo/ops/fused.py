@@ -1,0 +1,169 @@
+"""Python side of the fused ``kruzoo::`` ops: fake (meta) kernels for torch.compile, autograd
+formulas, and complex-in / complex-out wrappers with the reference's signatures.
+
+The C++ ops take real pairs (``torch.view_as_real`` of complex tensors, zero-copy) in float32 or
+float64; these wrappers promote the inputs to one complex dtype, convert, call the op and view the
+result back as complex.  Call :func:`available` (it builds the op on first use) before anything
+else here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from . import _build
+
+_registered = False
+
+
+def available(require: bool = False) -> bool:
+    """True when the fused ops are loaded (building them on first call)."""
+    global _registered
+    if not _build.load(require=require):
+        return False
+    if not _registered:
+        _register()
+        _registered = True
+    return True
+
+
+def supports_device(device: torch.device) -> bool:
+    return device.type == "cpu" or (device.type == "cuda" and _build.has_cuda_kernels())
+
+
+# ----------------------------------------------------------------------------------------------
+# fake kernels and autograd
+
+
+def _register() -> None:
+    ops = torch.ops.kruzoo
+
+    @torch.library.register_fake("kruzoo::kron_matvec")
+    def _kron_matvec_fake(x, factors):
+        p = math.prod(f.shape[0] for f in factors)
+        return x.new_empty((x.shape[0], p, 2))
+
+    @torch.library.register_fake("kruzoo::kron_matvec_backward")
+    def _kron_matvec_backward_fake(grad_y, x, factors, need_x, factor_needs_grad):
+        gx = torch.empty_like(x) if need_x else x.new_empty((0,))
+        gf = [f.new_empty(f.shape) if n else f.new_empty((0,)) for f, n in zip(factors, factor_needs_grad)]
+        return gx, gf
+
+    @torch.library.register_fake("kruzoo::kru_recurrence")
+    def _kru_recurrence_fake(ux, h0, factors, bias, eps):
+        return torch.empty_like(ux), torch.empty_like(ux)
+
+    @torch.library.register_fake("kruzoo::kru_recurrence_backward")
+    def _kru_recurrence_backward_fake(grad_hs, grad_pre, hs, pre, h0, factors, bias, eps, factor_needs_grad):
+        gf = [f.new_empty(f.shape) if n else f.new_empty((0,)) for f, n in zip(factors, factor_needs_grad)]
+        return torch.empty_like(pre), torch.empty_like(h0), gf, torch.empty_like(bias)
+
+    def _factor_flags(flag, n):
+        # needs_input_grad holds a list of bools for a Tensor[] argument
+        if isinstance(flag, (list, tuple)):
+            return [bool(f) for f in flag]
+        return [bool(flag)] * n
+
+    def _mv_setup(ctx, inputs, output):
+        x, factors = inputs
+        ctx.n_factors = len(factors)
+        ctx.save_for_backward(x, *factors)
+
+    def _mv_backward(ctx, grad_y):
+        x, *factors = ctx.saved_tensors
+        need_x = bool(ctx.needs_input_grad[0])
+        fneed = _factor_flags(ctx.needs_input_grad[1], ctx.n_factors)
+        if not need_x and not any(fneed):
+            return None, [None] * len(factors)
+        gx, gf = ops.kron_matvec_backward(grad_y.contiguous(), x, factors, need_x, fneed)
+        return (gx if need_x else None), [g if n else None for g, n in zip(gf, fneed)]
+
+    torch.library.register_autograd("kruzoo::kron_matvec", _mv_backward, setup_context=_mv_setup)
+
+    def _rec_setup(ctx, inputs, output):
+        ux, h0, factors, bias, eps = inputs
+        hs, pre = output
+        ctx.eps = eps
+        ctx.n_factors = len(factors)
+        ctx.save_for_backward(hs, pre, h0, bias, *factors)
+
+    def _rec_backward(ctx, grad_hs, grad_pre):
+        hs, pre, h0, bias, *factors = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        fneed = _factor_flags(need[2], ctx.n_factors)
+        if grad_hs is None:
+            grad_hs = torch.zeros_like(hs)
+        gux, gh0, gf, gb = ops.kru_recurrence_backward(
+            grad_hs.contiguous(), grad_pre, hs, pre, h0, factors, bias, ctx.eps, fneed
+        )
+        return (
+            gux if need[0] else None,
+            gh0 if need[1] else None,
+            [g if n else None for g, n in zip(gf, fneed)],
+            gb if need[3] else None,
+            None,
+        )
+
+    torch.library.register_autograd("kruzoo::kru_recurrence", _rec_backward, setup_context=_rec_setup)
+
+
+# ----------------------------------------------------------------------------------------------
+# complex wrappers
+
+
+def _complex_dtype(*tensors: Tensor) -> torch.dtype:
+    dtype = torch.complex64
+    for t in tensors:
+        dtype = torch.promote_types(dtype, t.dtype)
+    if not dtype.is_complex:  # e.g. a float64 input: keep its precision
+        dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+    return dtype
+
+
+def _pairs(t: Tensor, ctype: torch.dtype) -> Tensor:
+    """Complex tensor -> real-pair view (no copy when it already has the dtype)."""
+    return torch.view_as_real(t.to(ctype).resolve_conj())
+
+
+def kron_matvec(factors: Sequence[Tensor], x: Tensor) -> Tensor:
+    """Fused ``(F_1 ⊗ … ⊗ F_k) x`` along the last dim of x (same contract as the reference).
+
+    Real inputs are computed in complex arithmetic and the real part returned (exact: the
+    imaginary parts are zero)."""
+    if len(factors) == 0:
+        raise ValueError("kron_matvec needs at least one factor, got an empty list")
+    for i, f in enumerate(factors):
+        if f.dim() != 2:
+            raise ValueError(f"factor {i} must be a matrix (p, q), got shape {tuple(f.shape)}")
+    q = math.prod(f.shape[1] for f in factors)
+    if x.shape[-1] != q:
+        raise ValueError(
+            f"x has last dimension {x.shape[-1]}, but the factors' column sizes "
+            f"{[f.shape[1] for f in factors]} multiply to {q}"
+        )
+    is_complex = x.is_complex() or any(f.is_complex() for f in factors)
+    ctype = _complex_dtype(x, *factors)
+    lead = x.shape[:-1]
+    xr = _pairs(x.reshape(-1, q), ctype)
+    y = torch.ops.kruzoo.kron_matvec(xr, [_pairs(f, ctype) for f in factors])
+    y = torch.view_as_complex(y).reshape(*lead, -1)
+    return y if is_complex else y.real
+
+
+def kru_recurrence(ux: Tensor, h0: Tensor, factors: Sequence[Tensor], bias: Tensor, eps: float) -> Tensor:
+    """Fused KRU recurrence, same contract as ``reference.kru_recurrence``:
+    ux (B, T, N) complex, h0 (B, N) (or (N,), broadcast), factors (p_i, q_i), bias (N,) real."""
+    if ux.dim() != 3:
+        raise ValueError(f"ux must be (B, T, N), got shape {tuple(ux.shape)}")
+    ctype = _complex_dtype(ux, h0, bias, *factors)
+    rtype = torch.float64 if ctype == torch.complex128 else torch.float32
+    if h0.dim() == 1:
+        h0 = h0.expand(ux.shape[0], -1)
+    hs, _pre = torch.ops.kruzoo.kru_recurrence(
+        _pairs(ux, ctype), _pairs(h0, ctype), [_pairs(f, ctype) for f in factors], bias.to(rtype), float(eps)
+    )
+    return torch.view_as_complex(hs)

@@ -1,0 +1,273 @@
+"""The fused kruzoo:: ops against independent math: the pure-PyTorch reference (a Python loop
+over time steps with autograd) and dense ``torch.kron`` products.
+
+A failing build of the fused op fails these tests (the ``fused`` fixture requires it)."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from kruzoo.ops import fused, reference
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fused_op():
+    # require=True: a compiler/build error is raised here and fails every test of this module.
+    assert fused.available(require=True)
+
+
+def unitary(n: int, m: int | None = None, dtype=torch.complex128, gen=None) -> torch.Tensor:
+    """A random (n, m) matrix with orthonormal columns or rows (via QR)."""
+    m = n if m is None else m
+    a = torch.randn(max(n, m), max(n, m), dtype=dtype, generator=gen)
+    q, _ = torch.linalg.qr(a)
+    return q[:n, :m].contiguous()
+
+
+def make_inputs(shapes, B, T, dtype=torch.complex128, seed=0, scale=1.0):
+    gen = torch.Generator().manual_seed(seed)
+    n = math.prod(p for p, _ in shapes)
+    assert n == math.prod(q for _, q in shapes)
+    rdtype = torch.float64 if dtype == torch.complex128 else torch.float32
+    factors = [scale * unitary(p, q, dtype, gen) + 0.1 * torch.randn(p, q, dtype=dtype, generator=gen) for p, q in shapes]
+    ux = 0.5 * torch.randn(B, T, n, dtype=dtype, generator=gen)
+    h0 = 0.5 * torch.randn(B, n, dtype=dtype, generator=gen)
+    bias = 0.2 * torch.randn(n, dtype=rdtype, generator=gen) - 0.05
+    return ux, h0, factors, bias
+
+
+def grads_of(fn, ux, h0, factors, bias, eps, cot, frozen=()):
+    leaves = [ux.clone().requires_grad_(True), h0.clone().requires_grad_(True)]
+    fs = [f.clone().requires_grad_(i not in frozen) for i, f in enumerate(factors)]
+    b = bias.clone().requires_grad_(True)
+    hs = fn(leaves[0], leaves[1], fs, b, eps)
+    # A real loss touching every output: <cot, hs> + a nonlinear term on the last state.
+    loss = (hs * cot.conj()).real.sum() + hs[:, -1].abs().pow(2).sum()
+    loss.backward()
+    return hs.detach(), [leaves[0].grad, leaves[1].grad, *[f.grad for f in fs], b.grad]
+
+
+SHAPES = {
+    "nine_2x2_N512": [(2, 2)] * 9,
+    "seven_2x2_N128": [(2, 2)] * 7,
+    "mix_4x4x8": [(4, 4), (4, 4), (8, 8)],
+    "non_square": [(2, 4), (4, 2), (2, 2)],
+    "non_square_tail": [(2, 2), (4, 2), (2, 4)],
+    "dense_one_factor": [(32, 32)],
+    "odd_sizes": [(3, 3), (2, 2), (5, 5)],
+    "mixed_2_3": [(2, 2), (3, 3), (2, 2), (2, 2)],
+}
+
+
+@pytest.mark.parametrize("fuse_env", [{}, {"KRUZOO_FUSE": "0"}, {"KRUZOO_FUSE_INNER": "16", "KRUZOO_FUSE_LAST": "4"}],
+                         ids=["default_grouping", "no_grouping", "big_groups"])
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_recurrence_matches_reference_float64(name, fuse_env, monkeypatch):
+    for k, v in fuse_env.items():
+        monkeypatch.setenv(k, v)
+    shapes = SHAPES[name]
+    B, T = (2, 4) if name == "nine_2x2_N512" else (3, 6)
+    ux, h0, factors, bias = make_inputs(shapes, B, T, seed=hash(name) % 1000)
+    cot = torch.randn_like(ux)
+    eps = 1e-5
+    hs_f, g_f = grads_of(fused.kru_recurrence, ux, h0, factors, bias, eps, cot)
+    hs_r, g_r = grads_of(reference.kru_recurrence, ux, h0, factors, bias, eps, cot)
+    torch.testing.assert_close(hs_f, hs_r, rtol=1e-10, atol=1e-10)
+    labels = ["ux", "h0", *[f"factor{i}" for i in range(len(factors))], "bias"]
+    for lab, a, b in zip(labels, g_f, g_r):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=lambda m, lab=lab: f"grad {lab}: {m}")
+
+
+@pytest.mark.parametrize("name", ["nine_2x2_N512", "mix_4x4x8", "non_square", "dense_one_factor"])
+def test_recurrence_float32(name):
+    ux, h0, factors, bias = make_inputs(SHAPES[name], 2, 8, dtype=torch.complex64, seed=3)
+    cot = torch.randn_like(ux)
+    hs_f, g_f = grads_of(fused.kru_recurrence, ux, h0, factors, bias, 1e-4, cot)
+    d = [t.to(torch.complex128) if t.is_complex() else t.double() for t in (ux, h0, cot)]
+    hs_r, g_r = grads_of(
+        reference.kru_recurrence, d[0], d[1], [f.to(torch.complex128) for f in factors], bias.double(), 1e-4, d[2]
+    )
+    assert hs_f.dtype == torch.complex64
+    torch.testing.assert_close(hs_f.to(torch.complex128), hs_r, rtol=1e-4, atol=1e-4)
+    for a, b in zip(g_f, g_r):
+        assert a.dtype in (torch.complex64, torch.float32)
+        torch.testing.assert_close(a.to(b.dtype), b, rtol=2e-3, atol=2e-3)
+
+
+def test_long_sequence_T1000():
+    ux, h0, factors, bias = make_inputs([(2, 2), (2, 2), (2, 2)], 2, 1000, seed=5)
+    factors = [unitary(2, 2) for _ in range(3)]  # keep the long recurrence well conditioned
+    cot = torch.randn_like(ux) * 0.1
+    hs_f, g_f = grads_of(fused.kru_recurrence, ux, h0, factors, bias, 1e-6, cot)
+    hs_r, g_r = grads_of(reference.kru_recurrence, ux, h0, factors, bias, 1e-6, cot)
+    torch.testing.assert_close(hs_f, hs_r, rtol=1e-9, atol=1e-9)
+    for a, b in zip(g_f, g_r):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("frozen", [(0,), (1, 3), (0, 1, 2, 3)])
+def test_frozen_factors(frozen):
+    shapes = [(2, 2), (2, 2), (4, 4), (2, 2)]
+    ux, h0, factors, bias = make_inputs(shapes, 2, 5, seed=11)
+    cot = torch.randn_like(ux)
+    _, g_f = grads_of(fused.kru_recurrence, ux, h0, factors, bias, 1e-5, cot, frozen=frozen)
+    _, g_r = grads_of(reference.kru_recurrence, ux, h0, factors, bias, 1e-5, cot, frozen=frozen)
+    for i in range(len(shapes)):
+        a, b = g_f[2 + i], g_r[2 + i]
+        if i in frozen:
+            assert a is None and b is None
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    for a, b in zip(g_f[:2] + g_f[-1:], g_r[:2] + g_r[-1:]):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_frozen_factors_real_pair_parameters():
+    """The KRU core's layout: real (p, q, 2) parameters viewed as complex; frozen ones keep
+    .grad None and the op skips them."""
+    gen = torch.Generator().manual_seed(2)
+    params = [torch.nn.Parameter(torch.view_as_real(unitary(2, 2, torch.complex64, gen)).clone()) for _ in range(5)]
+    params[2].requires_grad_(False)
+    bias = torch.nn.Parameter(torch.zeros(32))
+    ux = torch.randn(3, 7, 32, dtype=torch.complex64, requires_grad=True)
+    h0 = torch.zeros(3, 32, dtype=torch.complex64)
+    hs = fused.kru_recurrence(ux, h0, [torch.view_as_complex(p) for p in params], bias, 1e-4)
+    hs.abs().sum().backward()
+    assert params[2].grad is None
+    assert all(p.grad is not None and p.grad.shape == (2, 2, 2) for i, p in enumerate(params) if i != 2)
+    assert bias.grad is not None and ux.grad is not None
+
+
+def test_gradcheck_float64():
+    ux, h0, factors, bias = make_inputs([(2, 2), (1, 2), (2, 1), (2, 2)], 2, 3, seed=7)
+    args = [ux.requires_grad_(), h0.requires_grad_(), *[f.requires_grad_() for f in factors], bias.requires_grad_()]
+
+    def fn(ux, h0, *rest):
+        *fs, b = rest
+        return fused.kru_recurrence(ux, h0, fs, b, 1e-3)
+
+    assert torch.autograd.gradcheck(fn, args, eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+def test_gradcheck_kron_matvec():
+    gen = torch.Generator().manual_seed(1)
+    fs = [torch.randn(p, q, dtype=torch.complex128, generator=gen).requires_grad_() for p, q in [(2, 3), (3, 2), (2, 2)]]
+    x = torch.randn(4, 12, dtype=torch.complex128, generator=gen).requires_grad_()
+    assert torch.autograd.gradcheck(lambda x, *fs: fused.kron_matvec(fs, x), [x, *fs])
+
+
+def _pairs(t):
+    return torch.view_as_real(t).clone()
+
+
+def test_opcheck_recurrence():
+    for dtype in (torch.complex128, torch.complex64):
+        ux, h0, factors, bias = make_inputs([(2, 2), (2, 4), (4, 2)], 2, 3, dtype=dtype, seed=4)
+        args = (
+            _pairs(ux).requires_grad_(),
+            _pairs(h0).requires_grad_(),
+            [_pairs(f).requires_grad_(i != 1) for i, f in enumerate(factors)],
+            bias.clone().requires_grad_(),
+            1e-4,
+        )
+        torch.library.opcheck(torch.ops.kruzoo.kru_recurrence.default, args)
+
+
+def test_opcheck_kron_matvec():
+    x = torch.randn(5, 8, 2, requires_grad=True)
+    fs = [torch.randn(2, 4, 2, requires_grad=True), torch.randn(4, 2, 2, requires_grad=True)]
+    torch.library.opcheck(torch.ops.kruzoo.kron_matvec.default, (x, fs))
+
+
+KRON_SHAPES = [
+    [(2, 2)] * 9,
+    [(4, 4), (4, 4), (8, 8)],
+    [(2, 4), (4, 2)],
+    [(3, 5), (2, 1), (1, 3)],
+    [(64, 64)],
+    [(5, 3)],
+    [(2, 2), (16, 16)],
+]
+
+
+@pytest.mark.parametrize("shapes", KRON_SHAPES, ids=lambda s: "x".join(f"{p}.{q}" for p, q in s))
+def test_kron_matvec_vs_dense_kron(shapes):
+    gen = torch.Generator().manual_seed(len(shapes))
+    fs = [torch.randn(p, q, dtype=torch.complex128, generator=gen).requires_grad_() for p, q in shapes]
+    q = math.prod(s[1] for s in shapes)
+    x = torch.randn(3, 2, q, dtype=torch.complex128, generator=gen).requires_grad_()
+    y = fused.kron_matvec(fs, x)
+    w = fs[0]
+    for f in fs[1:]:
+        w = torch.kron(w, f)
+    y_dense = x @ w.T  # independent math: the dense matrix from torch.kron
+    torch.testing.assert_close(y, y_dense, rtol=1e-10, atol=1e-10)
+    cot = torch.randn_like(y)
+    g = torch.autograd.grad((y * cot.conj()).real.sum(), [x, *fs])
+    gd = torch.autograd.grad((y_dense * cot.conj()).real.sum(), [x, *fs])
+    for a, b in zip(g, gd):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_kron_matvec_real_and_float32():
+    fs = [torch.randn(2, 2), torch.randn(4, 4)]
+    x = torch.randn(7, 8)
+    y = fused.kron_matvec(fs, x)
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, x @ torch.kron(fs[0], fs[1]).T, rtol=1e-5, atol=1e-5)
+    fc = [f.to(torch.complex64) for f in fs]
+    yc = fused.kron_matvec(fc, x.to(torch.complex64))
+    assert yc.dtype == torch.complex64
+    torch.testing.assert_close(yc.real, y, rtol=1e-5, atol=1e-5)
+
+
+def test_public_dispatch_and_reference_switch(monkeypatch):
+    import kruzoo.ops as ops
+
+    ux, h0, factors, bias = make_inputs([(2, 2)] * 3, 2, 3, seed=9)
+    calls = []
+    real = fused.kru_recurrence
+    monkeypatch.setattr(fused, "kru_recurrence", lambda *a: calls.append(1) or real(*a))
+    out = ops.kru_recurrence(ux, h0, factors, bias, 1e-5)
+    assert calls, "kruzoo.ops.kru_recurrence did not use the fused op although it is built"
+    monkeypatch.setenv("KRUZOO_REFERENCE_OPS", "1")
+    out_ref = ops.kru_recurrence(ux, h0, factors, bias, 1e-5)
+    assert len(calls) == 1, "KRUZOO_REFERENCE_OPS=1 did not force the reference"
+    torch.testing.assert_close(out, out_ref, rtol=1e-10, atol=1e-10)
+
+
+def test_build_failure_falls_back_with_one_warning():
+    code = textwrap.dedent(
+        """
+        import warnings, torch
+        from kruzoo.ops import _build
+        def broken(*a, **k):
+            raise RuntimeError("simulated compiler failure")
+        _build.build = broken
+        _build.ops_registered = lambda: False
+        import kruzoo.ops as ops
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            h = ops.kru_recurrence(torch.randn(1, 2, 4, dtype=torch.complex64), torch.zeros(1, 4, dtype=torch.complex64),
+                                   [torch.eye(2, dtype=torch.complex64)] * 2, torch.zeros(4), 1e-4)
+            ops.kron_matvec([torch.eye(2)], torch.randn(3, 2))
+        msgs = [str(x.message) for x in w if "kruzoo" in str(x.message)]
+        assert len(msgs) == 1 and "reference" in msgs[0], msgs
+        assert h.shape == (1, 2, 4)
+        print("ok")
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("KRUZOO_REFERENCE_OPS", None)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
