@@ -26,10 +26,10 @@ class KruzooCLI(LightningCLI):
                   f"(last: {ckpt.last_model_path or '-'}, best: {ckpt.best_model_path or '-'})")
 
 
-def main(args=None) -> None:
+def main(args=None) -> KruzooCLI:
     # Denormals make recurrent backward passes up to 10× slower on CPUs.
     torch.set_flush_denormal(True)
-    KruzooCLI(
+    return KruzooCLI(
         SequenceModel,
         SequenceDataModule,
         subclass_mode_model=True,

@@ -11,7 +11,9 @@ from torch import Tensor, nn
 from .. import ops
 
 
-def haar_unitary(p: int, q: int, generator: torch.Generator | None = None) -> Tensor:
+def haar_unitary(
+    p: int, q: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.complex64
+) -> Tensor:
     """A Haar-random complex p×q matrix with orthonormal columns (p ≥ q) or rows (p < q)."""
     n, m = max(p, q), min(p, q)
     z = torch.complex(
@@ -22,7 +24,7 @@ def haar_unitary(p: int, q: int, generator: torch.Generator | None = None) -> Te
     # Fix the phases of R's diagonal, otherwise QR is not Haar distributed (Mezzadri 2007).
     d = torch.diagonal(r)
     q_ = q_ * (d / d.abs())
-    return (q_ if p >= q else q_.mT).to(torch.complex64)
+    return (q_ if p >= q else q_.mT).to(dtype).contiguous()
 
 
 def resolve_factor_shapes(
