@@ -168,10 +168,11 @@ def raw_features(samples: np.ndarray) -> torch.Tensor:
 
 
 class TIMITFrames(Dataset):
-    """Utterance i: normalised features (T, 26), frame phone labels (T,), mask (T,)."""
+    """Utterance i (``utterances[i]``): normalised features (T, 26), frame phone labels (T,), mask (T,)."""
 
-    def __init__(self, features: list[torch.Tensor], labels: list[torch.Tensor], masks: list[torch.Tensor],
-                 mean: torch.Tensor, std: torch.Tensor):
+    def __init__(self, utterances: list[Utterance], features: list[torch.Tensor], labels: list[torch.Tensor],
+                 masks: list[torch.Tensor], mean: torch.Tensor, std: torch.Tensor):
+        self.utterances = utterances
         self.features = [(f - mean) / std for f in features]
         self.labels = labels
         self.masks = masks
@@ -262,12 +263,13 @@ class TIMITDataModule(SequenceDataModule):
         val = [u for u in train_all if u.speaker in held_out]
         if not train:
             raise ValueError(f"TIMIT under {self.data_dir}: too few training speakers to hold out validation ones")
-        loaded = {"train": self._load(train), "val": self._load(val), "test": self._load(test)}
+        utterances = {"train": train, "val": val, "test": test}
+        loaded = {split: self._load(utts) for split, utts in utterances.items()}
         frames = torch.cat(loaded["train"][0])
         self.mean = frames.mean(0)
         self.std = frames.std(0).clamp_min(1e-8)
         for split, (features, labels, masks) in loaded.items():
-            self.datasets[split] = TIMITFrames(features, labels, masks, self.mean, self.std)
+            self.datasets[split] = TIMITFrames(utterances[split], features, labels, masks, self.mean, self.std)
 
     def _loader(self, split: str, shuffle: bool) -> StatefulDataLoader:
         if split not in self.datasets:
