@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+import traceback
+from pathlib import Path
+
 import torch
+from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
@@ -11,19 +16,48 @@ from kruzoo.sequence_model import SequenceModel
 
 
 class KruzooCLI(LightningCLI):
+    """LightningCLI with the task linked from data to model, two checkpoint callbacks (best by
+    ``val/loss``; ``last.ckpt`` every N steps for resuming), a log folder per datamodule and model
+    (``runs/<DataModule>-<Model>/version_k``) and ``--ckpt_path last`` resuming into it."""
+
     def add_arguments_to_parser(self, parser):
         # The datamodule owns the task; the model is built for it (sizes, loss, targets).
         parser.link_arguments("data", "model.init_args.task", compute_fn=lambda data: data.task.as_dict(),
                               apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.monitor": "val/loss",
-                             "checkpoint.filename": "best-{epoch}-{step}"})
+        parser.set_defaults({"checkpoint.monitor": "val/loss", "checkpoint.filename": "best-{epoch}-{step}"})
+        # A separate callback owns last.ckpt: two writers of one file would make last-v1.ckpt.
+        parser.add_lightning_class_args(ModelCheckpoint, "resume_checkpoint")
+        parser.set_defaults({"resume_checkpoint.every_n_train_steps": 200, "resume_checkpoint.save_top_k": 0,
+                             "resume_checkpoint.save_last": True})
+
+    def before_instantiate_classes(self):
+        cfg = self.config.get(self.subcommand) if self.subcommand else self.config
+        if cfg is None or cfg.trainer.logger not in (None, True):
+            return
+        root = Path(cfg.trainer.default_root_dir or ".") / "runs"
+        name = f"{cfg.data.class_path.rsplit('.', 1)[-1]}-{cfg.model.class_path.rsplit('.', 1)[-1]}"
+        version = None
+        if cfg.get("ckpt_path") == "last":
+            # Continue in the newest run of this datamodule and model that has a last.ckpt.
+            runs = sorted((root / name).glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+            if runs:
+                version = runs[-1].parent.parent.name
+                print(f"kruzoo: resuming from {runs[-1]}", flush=True)
+        cfg.trainer.logger = Namespace(
+            class_path="lightning.pytorch.loggers.TensorBoardLogger",
+            init_args=Namespace(save_dir=str(root), name=name, version=version),
+        )
 
     def after_fit(self):
-        ckpt = self.trainer.checkpoint_callback
-        if self.trainer.is_global_zero and ckpt is not None:
-            print(f"kruzoo: logs in {self.trainer.log_dir}; checkpoints in {ckpt.dirpath} "
-                  f"(last: {ckpt.last_model_path or '-'}, best: {ckpt.best_model_path or '-'})")
+        # The periodic checkpoint may lag the end of training by up to N steps: save the end.
+        last = self.trainer.checkpoint_callbacks[-1]
+        if last.dirpath is not None and not self.trainer.fast_dev_run:
+            self.trainer.save_checkpoint(Path(last.dirpath) / "last.ckpt", weights_only=False)
+        if self.trainer.is_global_zero:
+            best = self.trainer.checkpoint_callback.best_model_path or "-"
+            print(f"kruzoo: logs in {self.trainer.log_dir}; checkpoints in {last.dirpath} "
+                  f"(last.ckpt for resuming, best: {best})", flush=True)
 
 
 def main(args=None) -> KruzooCLI:
@@ -40,5 +74,19 @@ def main(args=None) -> KruzooCLI:
     )
 
 
+def entry_point() -> None:
+    """The console script: a failure's first and last lines say what was wrong, then why."""
+    try:
+        main()
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as error:  # noqa: BLE001 - every failure gets the same clear report
+        summary = f"kruzoo: error: {error}".splitlines()[0]
+        print(summary, file=sys.stderr)
+        traceback.print_exc()
+        print(summary, file=sys.stderr)
+        sys.exit(1)
+
+
 if __name__ == "__main__":
-    main()
+    entry_point()
