@@ -106,7 +106,8 @@ def read_mat_rolls(path: str | Path) -> dict[str, list[np.ndarray]]:
     rolls = {}
     for split, (_, key) in SPLITS.items():
         if key not in content:
-            raise ValueError(f"{path}: no {key!r} variable (has {sorted(k for k in content if not k.startswith('__'))})")
+            variables = sorted(k for k in content if not k.startswith("__"))
+            raise ValueError(f"{path}: no {key!r} variable (has {variables})")
         cells = content[key].ravel()
         split_rolls = []
         for i, cell in enumerate(cells):

@@ -127,7 +127,7 @@ def make_fake_timit(root: Path, seed: int = 0, lower_case: bool = False) -> Path
                     soundfile.write(folder / case(f"{utt}.WAV"), samples, SAMPLE_RATE, format="NIST",
                                     subtype="PCM_16")
                     cuts = np.sort(rng.choice(np.arange(100, n - 500), size=8, replace=False))
-                    bounds = [0, *cuts.tolist(), n - 400]  # the last 400 samples carry no phone: the last frame is unlabelled
+                    bounds = [0, *cuts.tolist(), n - 400]  # no phone in the last 400: last frame unlabelled
                     phones = ["h#", *rng.choice(PHONES, size=len(bounds) - 3).tolist(), "h#"]
                     text = "".join(f"{a} {b} {p}\n" for a, b, p in zip(bounds[:-1], bounds[1:], phones))
                     (folder / case(f"{utt}.PHN")).write_text(text)

