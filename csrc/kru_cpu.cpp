@@ -20,6 +20,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstring>
 #include <mutex>
 #include <vector>
 
@@ -34,9 +35,57 @@
 namespace kru {
 namespace {
 
-// One cache line of scalars: the chunk the rest-kernel keeps in registers.
+// One cache line of scalars: the chunk the hot loops keep in one vector register (AVX-512) or
+// two (AVX2).  Written with explicit vector types: left to itself, GCC vectorised the wrong loop
+// of the small-matrix kernels (the j loop, with gathers) and ran ~10x slower.
 template <typename S>
 constexpr int kV = 64 / static_cast<int>(sizeof(S));
+
+#if defined(__GNUC__) || defined(__clang__)
+template <typename S>
+struct VecOf;
+template <>
+struct VecOf<float> {
+  typedef float type __attribute__((vector_size(64)));
+};
+template <>
+struct VecOf<double> {
+  typedef double type __attribute__((vector_size(64)));
+};
+template <typename S>
+using Vec = typename VecOf<S>::type;
+template <typename S>
+inline Vec<S> vsplat(S x) {
+  return Vec<S>{} + x;
+}
+#else
+// Portable fallback (e.g. MSVC): a fixed-size array with element-wise operators.
+template <typename S>
+struct Vec {
+  S v[kV<S>];
+  friend Vec operator+(Vec a, const Vec& b) { for (int i = 0; i < kV<S>; ++i) a.v[i] += b.v[i]; return a; }
+  friend Vec operator-(Vec a, const Vec& b) { for (int i = 0; i < kV<S>; ++i) a.v[i] -= b.v[i]; return a; }
+  friend Vec operator*(Vec a, const Vec& b) { for (int i = 0; i < kV<S>; ++i) a.v[i] *= b.v[i]; return a; }
+  Vec& operator+=(const Vec& b) { return *this = *this + b; }
+  Vec& operator-=(const Vec& b) { return *this = *this - b; }
+};
+template <typename S>
+inline Vec<S> vsplat(S x) {
+  Vec<S> r;
+  for (int i = 0; i < kV<S>; ++i) r.v[i] = x;
+  return r;
+}
+#endif
+template <typename S>
+inline Vec<S> vload(const S* p) {
+  Vec<S> v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <typename S>
+inline void vstore(S* p, const Vec<S>& v) {
+  std::memcpy(p, &v, sizeof v);
+}
 
 // at::parallel_for runs chunks on pool threads whose FTZ/DAZ flags are their own.  Copy the
 // caller's flags (torch.set_flush_denormal) into each chunk so the op honours them: decaying
@@ -55,26 +104,44 @@ struct FpScope {
 #endif
 };
 
-// y[b, :] = sum_j x[b, j] * MT[j, :]  with MT the (cols x R) transpose of the applied matrix.
+// y[b, :] = sum_j x[b, j] * MT[j, :]  with MT the (cols x R) transpose of the applied matrix;
+// R a multiple of the vector length: the R outputs of one b stay in registers.
 template <typename S, int R>
 void row_fixed(const S* __restrict__ mtr, const S* __restrict__ mti, int cols, int64_t before,
                const S* __restrict__ xr, const S* __restrict__ xi, S* __restrict__ yr,
                S* __restrict__ yi) {
+  constexpr int V = kV<S>;
+  constexpr int NV = R / V;
+  static_assert(R % V == 0, "row_fixed needs whole vectors");
   for (int64_t b = 0; b < before; ++b) {
-    S ar[R], ai[R];
-    for (int i = 0; i < R; ++i) ar[i] = ai[i] = S(0);
+    Vec<S> ar[NV], ai[NV];
+    for (int u = 0; u < NV; ++u) ar[u] = ai[u] = vsplat<S>(0);
     const S* xbr = xr + b * cols;
     const S* xbi = xi + b * cols;
     for (int j = 0; j < cols; ++j) {
-      const S vr = xbr[j], vi = xbi[j];
+      const Vec<S> vr = vsplat(xbr[j]), vi = vsplat(xbi[j]);
       const S* wr = mtr + static_cast<int64_t>(j) * R;
       const S* wi = mti + static_cast<int64_t>(j) * R;
-      for (int i = 0; i < R; ++i) cmul_acc(wr[i], wi[i], vr, vi, ar[i], ai[i]);
+      for (int u = 0; u < NV; ++u) {
+        const Vec<S> w_r = vload(wr + u * V), w_i = vload(wi + u * V);
+        ar[u] += w_r * vr - w_i * vi;
+        ai[u] += w_r * vi + w_i * vr;
+      }
     }
-    for (int i = 0; i < R; ++i) {
-      yr[b * R + i] = ar[i];
-      yi[b * R + i] = ai[i];
+    for (int u = 0; u < NV; ++u) {
+      vstore(yr + b * R + u * V, ar[u]);
+      vstore(yi + b * R + u * V, ai[u]);
     }
+  }
+}
+
+template <typename S, int R>
+bool row_try(const S* mt, int64_t n, int cols, int64_t before, const S* xr, const S* xi, S* yr, S* yi) {
+  if constexpr (R % kV<S> == 0) {
+    row_fixed<S, R>(mt, mt + n, cols, before, xr, xi, yr, yi);
+    return true;
+  } else {
+    return false;
   }
 }
 
@@ -108,20 +175,15 @@ void rest_kernel(const S* __restrict__ mr, const S* __restrict__ mi, int rows, i
         const S* xbr = xr + b * cols * rest + r0;
         const S* xbi = xi + b * cols * rest + r0;
         for (int i = 0; i < rows; ++i) {
-          S ar[V], ai[V];
-          for (int v = 0; v < V; ++v) ar[v] = ai[v] = S(0);
+          Vec<S> ar = vsplat<S>(0), ai = vsplat<S>(0);
           for (int j = 0; j < cols; ++j) {
-            const S wr = mr[i * cols + j], wi = mi[i * cols + j];
-            const S* pr = xbr + j * rest;
-            const S* pi = xbi + j * rest;
-            for (int v = 0; v < V; ++v) cmul_acc(wr, wi, pr[v], pi[v], ar[v], ai[v]);
+            const Vec<S> wr = vsplat(mr[i * cols + j]), wi = vsplat(mi[i * cols + j]);
+            const Vec<S> pr = vload(xbr + j * rest), pi = vload(xbi + j * rest);
+            ar += wr * pr - wi * pi;
+            ai += wr * pi + wi * pr;
           }
-          S* o_r = yr + (b * rows + i) * rest + r0;
-          S* o_i = yi + (b * rows + i) * rest + r0;
-          for (int v = 0; v < V; ++v) {
-            o_r[v] = ar[v];
-            o_i[v] = ai[v];
-          }
+          vstore(yr + (b * rows + i) * rest + r0, ar);
+          vstore(yi + (b * rows + i) * rest + r0, ai);
         }
       }
     }
@@ -179,12 +241,13 @@ struct CpuKron {
     if (g.rest == 1) {
       const S* mt = packed + (adjoint ? g.off_fht : g.off_ft);
       switch (rows) {
-        case 8: return row_fixed<S, 8>(mt, mt + n, cols, g.before, xr, xi, yr, yi);
-        case 16: return row_fixed<S, 16>(mt, mt + n, cols, g.before, xr, xi, yr, yi);
-        case 32: return row_fixed<S, 32>(mt, mt + n, cols, g.before, xr, xi, yr, yi);
-        case 64: return row_fixed<S, 64>(mt, mt + n, cols, g.before, xr, xi, yr, yi);
-        default: return row_generic<S>(mt, mt + n, rows, cols, g.before, xr, xi, yr, yi);
+        case 8: if (row_try<S, 8>(mt, n, cols, g.before, xr, xi, yr, yi)) return; break;
+        case 16: if (row_try<S, 16>(mt, n, cols, g.before, xr, xi, yr, yi)) return; break;
+        case 32: if (row_try<S, 32>(mt, n, cols, g.before, xr, xi, yr, yi)) return; break;
+        case 64: if (row_try<S, 64>(mt, n, cols, g.before, xr, xi, yr, yi)) return; break;
+        default: break;
       }
+      return row_generic<S>(mt, mt + n, rows, cols, g.before, xr, xi, yr, yi);
     }
     const S* mm = packed + (adjoint ? g.off_fh : g.off_f);
     rest_kernel<S>(mm, mm + n, rows, cols, g.before, g.rest, xr, xi, yr, yi);
@@ -200,22 +263,48 @@ struct CpuKron {
     S* a = acc + acc_off[k];
     switch (mode[k]) {
       case AccMode::kLane: {
+        // Per (i, j) one vector of partial sums stays in registers across all (b, r).
         constexpr int V = kV<S>;
-        for (int64_t b = 0; b < g.before; ++b)
-          for (int64_t r0 = 0; r0 < g.rest; r0 += V)
-            for (int i = 0; i < p; ++i) {
-              const S* g_r = gr + (b * p + i) * g.rest + r0;
-              const S* g_i = gi + (b * p + i) * g.rest + r0;
-              for (int j = 0; j < q; ++j) {
-                const S* z_r = zr + (b * q + j) * g.rest + r0;
-                const S* z_i = zi + (b * q + j) * g.rest + r0;
-                S* A = a + (static_cast<int64_t>(i) * q + j) * 2 * V;
-                for (int v = 0; v < V; ++v) cmul_conj_acc(g_r[v], g_i[v], z_r[v], z_i[v], A[v], A[V + v]);
+        for (int i = 0; i < p; ++i)
+          for (int j = 0; j < q; ++j) {
+            S* A = a + (static_cast<int64_t>(i) * q + j) * 2 * V;
+            Vec<S> accr = vload(A), acci = vload(A + V);
+            for (int64_t b = 0; b < g.before; ++b) {
+              const S* g_r = gr + (b * p + i) * g.rest;
+              const S* g_i = gi + (b * p + i) * g.rest;
+              const S* z_r = zr + (b * q + j) * g.rest;
+              const S* z_i = zi + (b * q + j) * g.rest;
+              for (int64_t r0 = 0; r0 < g.rest; r0 += V) {
+                const Vec<S> xr_ = vload(g_r + r0), xi_ = vload(g_i + r0);
+                const Vec<S> yr_ = vload(z_r + r0), yi_ = vload(z_i + r0);
+                accr += xr_ * yr_ + xi_ * yi_;
+                acci += xi_ * yr_ - xr_ * yi_;
               }
             }
+            vstore(A, accr);
+            vstore(A + V, acci);
+          }
         break;
       }
       case AccMode::kRow: {
+        constexpr int V = kV<S>;
+        if (p % V == 0) {
+          for (int j = 0; j < q; ++j)
+            for (int i0 = 0; i0 < p; i0 += V) {
+              S* Ar = a + static_cast<int64_t>(j) * p + i0;
+              S* Ai = Ar + pq;
+              Vec<S> accr = vload(Ar), acci = vload(Ai);
+              for (int64_t b = 0; b < g.before; ++b) {
+                const Vec<S> xr_ = vload(gr + b * p + i0), xi_ = vload(gi + b * p + i0);
+                const Vec<S> vr = vsplat(zr[b * q + j]), vi = vsplat(zi[b * q + j]);
+                accr += xr_ * vr + xi_ * vi;
+                acci += xi_ * vr - xr_ * vi;
+              }
+              vstore(Ar, accr);
+              vstore(Ai, acci);
+            }
+          break;
+        }
         for (int64_t b = 0; b < g.before; ++b) {
           const S* g_r = gr + b * p;
           const S* g_i = gi + b * p;
@@ -314,6 +403,56 @@ void interleave(const S* __restrict__ re, const S* __restrict__ im, int64_t n, S
   }
 }
 
+
+// One forward step, element-wise: a = W h + u_t (u interleaved), h = modReLU(a).
+template <typename S>
+void step_forward(const S* __restrict__ wr, const S* __restrict__ wi, const S* __restrict__ u,
+                  const S* __restrict__ bias, S eps, int64_t N, S* __restrict__ hr,
+                  S* __restrict__ hi, S* __restrict__ hs) {
+  for (int64_t n = 0; n < N; ++n) {
+    S r, i;
+    modrelu_fwd(wr[n] + u[2 * n], wi[n] + u[2 * n + 1], bias[n], eps, r, i);
+    hr[n] = r;
+    hi[n] = i;
+    hs[2 * n] = r;
+    hs[2 * n + 1] = i;
+  }
+}
+
+// One backward step, element-wise.  The pre-activation a_t = W h_{t-1} + u_t is recomputed
+// (wr, wi hold W h_{t-1}) rather than stored by the forward: that saves writing and reading a
+// (B, T, N) tensor, which costs more than the one extra factor application it takes here.
+// dL/dh_t = grad_hs_t + carry (carry = W^H dL/da_{t+1}); dL/da_t -> (gar, gai) and grad_ux_t.
+template <typename S>
+void step_backward(const S* __restrict__ wr, const S* __restrict__ wi, const S* __restrict__ u,
+                   const S* __restrict__ ghs, const S* __restrict__ cr, const S* __restrict__ ci,
+                   const S* __restrict__ bias, S eps, int64_t N, S* __restrict__ gar,
+                   S* __restrict__ gai, S* __restrict__ gb, S* __restrict__ gux) {
+  for (int64_t n = 0; n < N; ++n) {
+    S r, i, db;
+    modrelu_bwd(wr[n] + u[2 * n], wi[n] + u[2 * n + 1], bias[n], eps, ghs[2 * n] + cr[n],
+                ghs[2 * n + 1] + ci[n], r, i, db);
+    gar[n] = r;
+    gai[n] = i;
+    gb[n] += db;
+    gux[2 * n] = r;
+    gux[2 * n + 1] = i;
+  }
+}
+
+// Software prefetch of the next time step's rows (n scalars from p).  The backward walks time
+// in reverse, a pattern the hardware prefetchers follow poorly: without this the backward spent
+// most of its time waiting for grad_hs / ux / hs rows from memory.
+template <typename S>
+inline void prefetch_rows(const S* p, int64_t n) {
+#if defined(__GNUC__) || defined(__clang__)
+  const char* c = reinterpret_cast<const char*>(p);
+  for (int64_t off = 0; off < n * static_cast<int64_t>(sizeof(S)); off += 64) __builtin_prefetch(c + off, 0, 3);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
 
 std::vector<bool> to_vec(const c10::List<bool>& l) {
   std::vector<bool> v;
@@ -536,16 +675,13 @@ RecDims check_recurrence(const at::Tensor& ux, const at::Tensor& h0, const Plan&
   return d;
 }
 
-std::tuple<at::Tensor, at::Tensor> kru_recurrence_cpu(const at::Tensor& ux_in,
-                                                      const at::Tensor& h0_in,
-                                                      at::TensorList factors,
-                                                      const at::Tensor& bias_in, double eps) {
+at::Tensor kru_recurrence_cpu(const at::Tensor& ux_in, const at::Tensor& h0_in,
+                              at::TensorList factors, const at::Tensor& bias_in, double eps) {
   HostPlan hp = make_plan(factors, {}, kV<float>);
   const Plan& pl = hp.plan;
   const RecDims d = check_recurrence(ux_in, h0_in, pl, bias_in, factors);
   const at::Tensor ux = ux_in.contiguous(), h0 = h0_in.contiguous(), bias = bias_in.contiguous();
   at::Tensor hs = at::empty({d.B, d.T, d.N, 2}, ux.options());
-  at::Tensor pre = at::empty({d.B, d.T, d.N, 2}, ux.options());
   const unsigned csr = FpScope::caller();
   AT_DISPATCH_FLOATING_TYPES(ux.scalar_type(), "kruzoo_kru_recurrence", [&] {
     using S = scalar_t;
@@ -554,7 +690,6 @@ std::tuple<at::Tensor, at::Tensor> kru_recurrence_cpu(const at::Tensor& ux_in,
     const S* h0p = h0.data_ptr<S>();
     const S* bp = bias.data_ptr<S>();
     S* hsp = hs.data_ptr<S>();
-    S* prep = pre.data_ptr<S>();
     const S e = static_cast<S>(eps);
     const int64_t N = d.N, T = d.T;
     at::parallel_for(0, d.B, 1, [&](int64_t b0, int64_t b1) {
@@ -567,66 +702,44 @@ std::tuple<at::Tensor, at::Tensor> kru_recurrence_cpu(const at::Tensor& ux_in,
       for (int64_t b = b0; b < b1; ++b) {
         deinterleave(h0p + b * 2 * N, N, h, h + N);
         for (int64_t t = 0; t < T; ++t) {
-          forward_chain(kr, h, h + N, a, a + N, buf);
           const int64_t base = (b * T + t) * 2 * N;
-          const S* u = up + base;
-          S* po = prep + base;
-          S* ho = hsp + base;
-          S* hr = h;
-          S* hi = h + N;
-          const S* ar_ = a;
-          const S* ai_ = a + N;
-          for (int64_t n = 0; n < N; ++n) {
-            const S ar = ar_[n] + u[2 * n];
-            const S ai = ai_[n] + u[2 * n + 1];
-            po[2 * n] = ar;
-            po[2 * n + 1] = ai;
-            S r, i;
-            modrelu_fwd(ar, ai, bp[n], e, r, i);
-            hr[n] = r;
-            hi[n] = i;
-            ho[2 * n] = r;
-            ho[2 * n + 1] = i;
-          }
+          if (t + 1 < T) prefetch_rows(up + base + 2 * N, 2 * N);
+          forward_chain(kr, h, h + N, a, a + N, buf);
+          step_forward(a, a + N, up + base, bp, e, N, h, h + N, hsp + base);
         }
       }
     });
   });
-  return {hs, pre};
+  return hs;
 }
 
 std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recurrence_backward_cpu(
-    const at::Tensor& ghs_in, const c10::optional<at::Tensor>& gpre_in, const at::Tensor& hs_in,
-    const at::Tensor& pre_in, const at::Tensor& h0_in, at::TensorList factors,
-    const at::Tensor& bias_in, double eps, const c10::List<bool>& needs_list) {
+    const at::Tensor& ghs_in, const at::Tensor& ux_in, const at::Tensor& hs_in,
+    const at::Tensor& h0_in, at::TensorList factors, const at::Tensor& bias_in, double eps,
+    const c10::List<bool>& needs_list) {
   const std::vector<bool> factor_needs_grad = to_vec(needs_list);
   HostPlan hp = make_plan(factors, factor_needs_grad, kV<float>);
   const Plan& pl = hp.plan;
-  const RecDims d = check_recurrence(pre_in, h0_in, pl, bias_in, factors);
-  TORCH_CHECK(ghs_in.sizes() == pre_in.sizes() && hs_in.sizes() == pre_in.sizes(),
-              "kruzoo: grad_hs / hs / pre shapes differ");
-  const at::Tensor ghs = ghs_in.contiguous(), hs = hs_in.contiguous(), pre = pre_in.contiguous();
+  const RecDims d = check_recurrence(ux_in, h0_in, pl, bias_in, factors);
+  TORCH_CHECK(ghs_in.sizes() == ux_in.sizes() && hs_in.sizes() == ux_in.sizes(),
+              "kruzoo: grad_hs / hs / ux shapes differ");
+  const at::Tensor ghs = ghs_in.contiguous(), hs = hs_in.contiguous(), ux = ux_in.contiguous();
   const at::Tensor h0 = h0_in.contiguous(), bias = bias_in.contiguous();
-  at::Tensor gpre;
-  if (gpre_in.has_value() && gpre_in->defined()) {
-    TORCH_CHECK(gpre_in->sizes() == pre.sizes(), "kruzoo: grad_pre shape ", gpre_in->sizes());
-    gpre = gpre_in->contiguous();
-  }
-  at::Tensor gux = at::empty_like(pre);
+  at::Tensor gux = at::empty_like(ux);
   at::Tensor gh0 = at::empty_like(h0);
   at::Tensor gbias;
   const bool want_grads = any_of(factor_needs_grad);
+  // One dense factor: its gradient is a single GEMM over all (b, t) after the loop.
   const bool gemm_grad = want_grads && pl.m == 1;
   const bool loop_grads = want_grads && !gemm_grad;
   std::vector<at::Tensor> group_grads(pl.m);
   const unsigned csr = FpScope::caller();
-  AT_DISPATCH_FLOATING_TYPES(pre.scalar_type(), "kruzoo_kru_recurrence_backward", [&] {
+  AT_DISPATCH_FLOATING_TYPES(ux.scalar_type(), "kruzoo_kru_recurrence_backward", [&] {
     using S = scalar_t;
     CpuKron<S> kr(pl, hp.packed.data_ptr<S>());
     const S* ghp = ghs.data_ptr<S>();
-    const S* gpp = gpre.defined() ? gpre.data_ptr<S>() : nullptr;
+    const S* up = ux.data_ptr<S>();
     const S* hsp = hs.data_ptr<S>();
-    const S* prp = pre.data_ptr<S>();
     const S* h0p = h0.data_ptr<S>();
     const S* bp = bias.data_ptr<S>();
     S* guxp = gux.data_ptr<S>();
@@ -639,46 +752,33 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recu
     at::parallel_for(0, d.B, 1, [&](int64_t b0, int64_t b1) {
       FpScope fp(csr);
       const int64_t M = pl.max_sz;
-      std::vector<S> w(6 * N + 4 * M + (loop_grads ? 2 * M * pl.m : 0));
+      std::vector<S> w(8 * N + 4 * M + 2 * M * pl.m);
       std::vector<S> acc(loop_grads ? kr.acc_size : 0, S(0));
       std::vector<S> gb(N, S(0));
-      S* carry = w.data();
-      S* ga = carry + 2 * N;
-      S* hp_ = ga + 2 * N;  // h_{t-1}, planar (the input of the first group)
-      S* buf = hp_ + 2 * N;
-      S* zbuf = buf + 4 * M;
+      S* carry = w.data();   // W^H dL/da_{t+1}
+      S* ga = carry + 2 * N;  // dL/da_t
+      S* hp_ = ga + 2 * N;   // h_{t-1} (input of the first group)
+      S* wh = hp_ + 2 * N;   // W h_{t-1}
+      S* buf = wh + 2 * N;
+      S* zbuf = buf + 4 * M;  // inputs of groups 1..m-1
       for (int64_t b = b0; b < b1; ++b) {
         std::fill(carry, carry + 2 * N, S(0));
         for (int64_t t = T - 1; t >= 0; --t) {
           const int64_t base = (b * T + t) * 2 * N;
-          const S* g = ghp + base;
-          const S* a = prp + base;
-          S* gu = guxp + base;
-          S* gar = ga;
-          S* gai = ga + N;
-          const S* cr = carry;
-          const S* ci = carry + N;
-          for (int64_t n = 0; n < N; ++n) {
-            S r, i, db;
-            modrelu_bwd(a[2 * n], a[2 * n + 1], bp[n], e, g[2 * n] + cr[n], g[2 * n + 1] + ci[n],
-                        r, i, db);
-            gar[n] = r;
-            gai[n] = i;
-            gb[n] += db;
+          const S* prev = t > 0 ? hsp + base - 2 * N : h0p + b * 2 * N;
+          if (t > 0) {
+            prefetch_rows(ghp + base - 2 * N, 2 * N);
+            prefetch_rows(up + base - 2 * N, 2 * N);
+            if (t > 1) prefetch_rows(hsp + base - 4 * N, 2 * N);
           }
-          if (gpp != nullptr) {
-            for (int64_t n = 0; n < N; ++n) {
-              gar[n] += gpp[base + 2 * n];
-              gai[n] += gpp[base + 2 * n + 1];
-            }
-          }
-          interleave(gar, gai, N, gu);
-          if (loop_grads) {
-            const S* prev = t > 0 ? hsp + base - 2 * N : h0p + b * 2 * N;
-            deinterleave(prev, N, hp_, hp_ + N);
-            prefix_chain(kr, hp_, hp_ + N, zbuf);
-          }
-          backward_chain(kr, gar, gai, hp_, hp_ + N, zbuf, loop_grads, carry, carry + N, buf,
+          deinterleave(prev, N, hp_, hp_ + N);
+          prefix_chain(kr, hp_, hp_ + N, zbuf);
+          const S* zl = pl.m == 1 ? hp_ : zbuf + 2 * M * (pl.m - 1);
+          const int64_t zl_im = pl.m == 1 ? N : M;
+          kr.apply(pl.m - 1, false, zl, zl + zl_im, wh, wh + N);
+          step_backward(wh, wh + N, up + base, ghp + base, carry, carry + N, bp, e, N, ga, ga + N,
+                        gb.data(), guxp + base);
+          backward_chain(kr, ga, ga + N, hp_, hp_ + N, zbuf, loop_grads, carry, carry + N, buf,
                          acc.data());
         }
         interleave(carry, carry + N, N, gh0p + b * 2 * N);
@@ -687,10 +787,10 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recu
       if (loop_grads) kr.reduce_into(acc.data(), total);
       for (int64_t n = 0; n < N; ++n) gb_total[n] += gb[n];
     });
-    if (loop_grads) group_grads = unpack_group_grads(pl, total, pre.scalar_type());
+    if (loop_grads) group_grads = unpack_group_grads(pl, total, ux.scalar_type());
     gbias = at::empty({N}, at::TensorOptions().dtype(at::kDouble));
     std::copy(gb_total.begin(), gb_total.end(), gbias.data_ptr<double>());
-    gbias = gbias.to(pre.scalar_type());
+    gbias = gbias.to(ux.scalar_type());
   });
   if (gemm_grad) {
     // dL/dW = sum_{b,t} dL/da_t (h_{t-1})^H: one complex GEMM over all (b, t).
@@ -709,17 +809,16 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recu
 
 // The schema: real-pair tensors (view_as_real of complex), float32 or float64.
 //  kron_matvec: x (M, Q, 2), factors (p_i, q_i, 2) -> y (M, P, 2)
-//  kru_recurrence: ux (B, T, N, 2), h0 (B, N, 2), factors, bias (N,) -> (hs, pre) both (B, T, N, 2);
-//    pre holds the pre-activations W h_{t-1} + ux_t, saved for the backward.
+//  kru_recurrence: ux (B, T, N, 2), h0 (B, N, 2), factors, bias (N,) -> hs (B, T, N, 2).
 //  The backward ops return an empty tensor for every factor whose flag is false.
 TORCH_LIBRARY(kruzoo, m) {
   m.def("kron_matvec(Tensor x, Tensor[] factors) -> Tensor");
   m.def(
       "kron_matvec_backward(Tensor grad_y, Tensor x, Tensor[] factors, bool need_x, "
       "bool[] factor_needs_grad) -> (Tensor, Tensor[])");
-  m.def("kru_recurrence(Tensor ux, Tensor h0, Tensor[] factors, Tensor bias, float eps) -> (Tensor, Tensor)");
+  m.def("kru_recurrence(Tensor ux, Tensor h0, Tensor[] factors, Tensor bias, float eps) -> Tensor");
   m.def(
-      "kru_recurrence_backward(Tensor grad_hs, Tensor? grad_pre, Tensor hs, Tensor pre, Tensor h0, "
+      "kru_recurrence_backward(Tensor grad_hs, Tensor ux, Tensor hs, Tensor h0, "
       "Tensor[] factors, Tensor bias, float eps, bool[] factor_needs_grad) "
       "-> (Tensor, Tensor, Tensor[], Tensor)");
 }

@@ -55,12 +55,12 @@ def _register() -> None:
 
     @torch.library.register_fake("kruzoo::kru_recurrence")
     def _kru_recurrence_fake(ux, h0, factors, bias, eps):
-        return torch.empty_like(ux), torch.empty_like(ux)
+        return torch.empty_like(ux)
 
     @torch.library.register_fake("kruzoo::kru_recurrence_backward")
-    def _kru_recurrence_backward_fake(grad_hs, grad_pre, hs, pre, h0, factors, bias, eps, factor_needs_grad):
+    def _kru_recurrence_backward_fake(grad_hs, ux, hs, h0, factors, bias, eps, factor_needs_grad):
         gf = [f.new_empty(f.shape) if n else f.new_empty((0,)) for f, n in zip(factors, factor_needs_grad)]
-        return torch.empty_like(pre), torch.empty_like(h0), gf, torch.empty_like(bias)
+        return torch.empty_like(ux), torch.empty_like(h0), gf, torch.empty_like(bias)
 
     def _factor_flags(flag, n):
         # needs_input_grad holds a list of bools for a Tensor[] argument
@@ -85,20 +85,19 @@ def _register() -> None:
     torch.library.register_autograd("kruzoo::kron_matvec", _mv_backward, setup_context=_mv_setup)
 
     def _rec_setup(ctx, inputs, output):
+        # The backward recomputes the pre-activations W h_{t-1} + ux_t from hs and ux instead of
+        # the forward storing them: no extra (B, T, N) tensor to write, keep and read.
         ux, h0, factors, bias, eps = inputs
-        hs, pre = output
         ctx.eps = eps
         ctx.n_factors = len(factors)
-        ctx.save_for_backward(hs, pre, h0, bias, *factors)
+        ctx.save_for_backward(ux, output, h0, bias, *factors)
 
-    def _rec_backward(ctx, grad_hs, grad_pre):
-        hs, pre, h0, bias, *factors = ctx.saved_tensors
+    def _rec_backward(ctx, grad_hs):
+        ux, hs, h0, bias, *factors = ctx.saved_tensors
         need = ctx.needs_input_grad
         fneed = _factor_flags(need[2], ctx.n_factors)
-        if grad_hs is None:
-            grad_hs = torch.zeros_like(hs)
         gux, gh0, gf, gb = ops.kru_recurrence_backward(
-            grad_hs.contiguous(), grad_pre, hs, pre, h0, factors, bias, ctx.eps, fneed
+            grad_hs.contiguous(), ux, hs, h0, factors, bias, ctx.eps, fneed
         )
         return (
             gux if need[0] else None,
@@ -163,7 +162,7 @@ def kru_recurrence(ux: Tensor, h0: Tensor, factors: Sequence[Tensor], bias: Tens
     rtype = torch.float64 if ctype == torch.complex128 else torch.float32
     if h0.dim() == 1:
         h0 = h0.expand(ux.shape[0], -1)
-    hs, _pre = torch.ops.kruzoo.kru_recurrence(
+    hs = torch.ops.kruzoo.kru_recurrence(
         _pairs(ux, ctype), _pairs(h0, ctype), [_pairs(f, ctype) for f in factors], bias.to(rtype), float(eps)
     )
     return torch.view_as_complex(hs)
