@@ -136,6 +136,7 @@ class PTBCharDataModule(SequenceDataModule):
         self.bptt = _positive("bptt", bptt)
         self.download = download
         self.vocabulary: list[str] | None = None
+        self._sharding: tuple[int, int] | None = None  # (rank, world size) the streams were cut for
 
     @property
     def task(self) -> TaskSpec:
@@ -147,7 +148,9 @@ class PTBCharDataModule(SequenceDataModule):
         ensure_files(self.data_dir, PTB_SOURCES, self.download, "Penn Treebank characters")
 
     def setup(self, stage: str | None = None) -> None:
-        if all(split in self.datasets for split in SPLIT_FILES):
+        # Streams are sharded by rank when the datasets are built: rebuild them if they were made
+        # before torch.distributed was initialised (e.g. a manual setup() before Trainer.fit).
+        if all(split in self.datasets for split in SPLIT_FILES) and self._sharding == _rank_and_world():
             return
         ensure_files(self.data_dir, PTB_SOURCES, download=False, dataset="Penn Treebank characters")
         symbols = {split: read_symbols(self.data_dir / name) for split, name in SPLIT_FILES.items()}
@@ -158,6 +161,7 @@ class PTBCharDataModule(SequenceDataModule):
                 f"published ptb.char.train.txt has 50; is it the right file?"
             )
         self.vocabulary = vocabulary
+        self._sharding = _rank_and_world()
         for split, name in SPLIT_FILES.items():
             ids = encode(symbols[split], vocabulary, str(self.data_dir / name))
             self.datasets[split] = StreamWindows(ids, len(vocabulary), self.batch_size, self.bptt)

@@ -156,6 +156,33 @@ def test_ptb_ranks_get_whole_disjoint_streams():
     assert torch.equal(r1.targets, r1.inputs + 1)
 
 
+def _ptb_rank_streams(rank: int, world_size: int, store: str, data_dir: str, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
+    try:
+        dm = PTBCharDataModule(data_dir, batch_size=3, bptt=5)
+        dm.setup()
+        train = dm.datasets["train"]
+        torch.save({"inputs": train.inputs, "windows": len(train)}, f"{out}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ptb_sharding_under_torch_distributed(tmp_path):
+    """Two gloo ranks (loopback only): each takes its own 3 whole streams of the 6."""
+    fakedata.make_fake_ptb(tmp_path / "ptb")
+    torch.multiprocessing.start_processes(  # fork: no re-import of torch in the children
+        _ptb_rank_streams, nprocs=2, start_method="fork",
+        args=(2, str(tmp_path / "store"), str(tmp_path / "ptb"), str(tmp_path / "streams")),
+    )
+    single = PTBCharDataModule(str(tmp_path / "ptb"), batch_size=6, bptt=5)
+    single.setup()
+    ranks = [torch.load(tmp_path / f"streams.{r}") for r in range(2)]
+    assert ranks[0]["windows"] == ranks[1]["windows"] == len(single.datasets["train"])
+    assert torch.equal(torch.cat([r["inputs"] for r in ranks]), single.datasets["train"].inputs)
+
+
 def test_ptb_worker_processes_keep_window_order(tmp_path):
     fakedata.make_fake_ptb(tmp_path, {"train": 200, "valid": 10, "test": 10})
     single = PTBCharDataModule(str(tmp_path), batch_size=4, bptt=7)
