@@ -122,7 +122,10 @@ def read_mat_rolls(path: str | Path) -> dict[str, list[np.ndarray]]:
 
 
 class PianoRollDataset(Dataset):
-    """Sequence i: inputs frames 0..T−2, targets frames 1..T−1 (predict the next frame)."""
+    """Sequence i: inputs frames 0..T−2, targets frames 1..T−1 (predict the next frame).
+
+    The first frame of each sequence is input only, never scored: the split's NLL averages over
+    the T−1 predicted frames of every sequence."""
 
     def __init__(self, rolls: list[np.ndarray], where: str):
         short = [i for i, r in enumerate(rolls) if len(r) < 2]
