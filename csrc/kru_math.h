@@ -16,7 +16,7 @@ namespace kru {
 
 // Limits of the grouped-factor plan passed by value to kernels (kept small: a kernel's
 // parameter block is limited to a few KiB).
-constexpr int kMaxGroups = 48;
+constexpr int kMaxGroups = 32;
 
 // One grouped factor G (the Kronecker product of consecutive user factors) applied to one axis
 // of the state viewed as (before, q, rest) -> (before, p, rest).

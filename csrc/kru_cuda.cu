@@ -1,0 +1,480 @@
+// CUDA kernels of the kruzoo ops (registered for the CUDA dispatch key; the schema lives in
+// kru_cpu.cpp, which the CUDA build compiles too).
+//
+// Persistent design: one thread block owns one sequence (recurrence) or a strided set of rows
+// (matvec) for the whole call.  The hidden state and the intermediates of W h live in shared
+// memory when they fit (N = 512 float: ~20 KiB forward), else in a per-block global scratch
+// (L2 resident); the time loop runs inside the kernel, so a whole sequence costs one launch.
+// The per-element math (modReLU forward/backward, complex multiply-accumulate) is the same
+// kru_math.h code the CPU build runs and tests.
+//
+// Factor gradients: each block accumulates sum_t g z^H for its sequence into its own slice of a
+// global buffer (one thread per matrix entry, so no atomics), summed over blocks afterwards.
+//
+// Status: compiled and linked in CI; not run here (no GPU on the build machine), so untuned.
+
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAStream.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include <vector>
+
+#include "kru_math.h"
+#include "kru_plan.h"
+
+namespace kru {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr size_t kSmemLimit = 48 * 1024;  // default dynamic shared memory without opt-in
+
+// y = G_k x (or G_k^H x) for one vector, all threads of the block; ends with a barrier.
+template <typename S>
+__device__ void d_apply(const Group& g, bool adjoint, const S* __restrict__ packed, const S* xr,
+                        const S* xi, S* yr, S* yi) {
+  const int rows = adjoint ? g.q : g.p;
+  const int cols = adjoint ? g.p : g.q;
+  const int64_t n = static_cast<int64_t>(rows) * cols;
+  const S* mr = packed + (adjoint ? g.off_fh : g.off_f);
+  const S* mi = mr + n;
+  const int64_t total = g.before * rows * g.rest;
+  // r fastest: neighbouring threads touch neighbouring shared-memory words (no bank conflicts).
+  for (int64_t idx = threadIdx.x; idx < total; idx += blockDim.x) {
+    const int64_t r = idx % g.rest;
+    const int64_t t = idx / g.rest;
+    const int i = static_cast<int>(t % rows);
+    const int64_t b = t / rows;
+    S ar = 0, ai = 0;
+    const int64_t xbase = b * cols * g.rest + r;
+    for (int j = 0; j < cols; ++j)
+      cmul_acc(mr[i * cols + j], mi[i * cols + j], xr[xbase + j * g.rest], xi[xbase + j * g.rest], ar, ai);
+    yr[idx] = ar;
+    yi[idx] = ai;
+  }
+  __syncthreads();
+}
+
+// acc[(i*q + j)*2 + {0,1}] += sum_{b,r} g[b,i,r] conj(z[b,j,r]); one thread per entry.
+template <typename S>
+__device__ void d_contract(const Group& g, const S* gr, const S* gi, const S* zr, const S* zi,
+                           S* __restrict__ acc) {
+  const int p = g.p, q = g.q;
+  for (int e = threadIdx.x; e < p * q; e += blockDim.x) {
+    const int i = e / q, j = e % q;
+    S sr = 0, si = 0;
+    for (int64_t b = 0; b < g.before; ++b)
+      for (int64_t r = 0; r < g.rest; ++r)
+        cmul_conj_acc(gr[(b * p + i) * g.rest + r], gi[(b * p + i) * g.rest + r],
+                      zr[(b * q + j) * g.rest + r], zi[(b * q + j) * g.rest + r], sr, si);
+    acc[g.acc_off + 2 * e] += sr;
+    acc[g.acc_off + 2 * e + 1] += si;
+  }
+  __syncthreads();
+}
+
+// Forward chain: (yr, yi) = W x.  X, Y: ping-pong buffers of 2 * max_sz.
+template <typename S>
+__device__ void d_forward_chain(const Plan& pl, const S* packed, const S* xr, const S* xi, S* yr,
+                                S* yi, S* X, S* Y) {
+  const int64_t M = pl.max_sz;
+  const S* sr = xr;
+  const S* si = xi;
+  for (int k = 0; k < pl.m; ++k) {
+    S* dr;
+    S* di;
+    if (k == pl.m - 1) {
+      dr = yr;
+      di = yi;
+    } else {
+      S* d = (sr == X) ? Y : X;
+      dr = d;
+      di = d + M;
+    }
+    d_apply(pl.g[k], false, packed, sr, si, dr, di);
+    sr = dr;
+    si = di;
+  }
+}
+
+// z_k for k = 1..m-1 into Z + 2*M*k.
+template <typename S>
+__device__ void d_prefix_chain(const Plan& pl, const S* packed, const S* xr, const S* xi, S* Z) {
+  const int64_t M = pl.max_sz;
+  const S* sr = xr;
+  const S* si = xi;
+  for (int k = 1; k < pl.m; ++k) {
+    S* d = Z + 2 * M * k;
+    d_apply(pl.g[k - 1], false, packed, sr, si, d, d + M);
+    sr = d;
+    si = d + M;
+  }
+}
+
+// Backward through the groups: contracts factor gradients (if with_grads) and writes W^H g to
+// (outr, outi) when outr is non-null.
+template <typename S>
+__device__ void d_backward_chain(const Plan& pl, const S* packed, const S* gr0, const S* gi0,
+                                 const S* xr, const S* xi, const S* Z, bool with_grads, S* outr,
+                                 S* outi, S* X, S* Y, S* acc) {
+  const int64_t M = pl.max_sz;
+  const S* sr = gr0;
+  const S* si = gi0;
+  for (int k = pl.m - 1; k >= 0; --k) {
+    if (with_grads && pl.g[k].need_grad) {
+      const S* z_r = k == 0 ? xr : Z + 2 * M * k;
+      const S* z_i = k == 0 ? xi : Z + 2 * M * k + M;
+      d_contract(pl.g[k], sr, si, z_r, z_i, acc);
+    }
+    if (k == 0 && outr == nullptr) break;
+    S* dr;
+    S* di;
+    if (k == 0) {
+      dr = outr;
+      di = outi;
+    } else {
+      S* d = (sr == X) ? Y : X;
+      dr = d;
+      di = d + M;
+    }
+    d_apply(pl.g[k], true, packed, sr, si, dr, di);
+    sr = dr;
+    si = di;
+  }
+}
+
+template <typename S>
+__device__ S* block_work(S* gwork, int64_t per_block, bool use_smem) {
+  extern __shared__ unsigned char smem_raw[];
+  return use_smem ? reinterpret_cast<S*>(smem_raw) : gwork + blockIdx.x * per_block;
+}
+
+template <typename S>
+__device__ void d_load_planar(const S* src, int64_t n, S* re, S* im) {
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    re[i] = src[2 * i];
+    im[i] = src[2 * i + 1];
+  }
+  __syncthreads();
+}
+
+// ------------------------------------------------------------------------------------------
+// kron_matvec: blocks stride over rows.
+
+template <typename S>
+__global__ void __launch_bounds__(kThreads)
+kron_fwd_kernel(const Plan pl, const S* __restrict__ packed, const S* __restrict__ x, S* __restrict__ y,
+                int64_t rows, S* gwork, int64_t per_block, bool use_smem) {
+  S* w = block_work(gwork, per_block, use_smem);
+  const int64_t M = pl.max_sz;
+  S* xin = w;
+  S* out = xin + 2 * pl.n_in;
+  S* X = out + 2 * pl.n_out;
+  S* Y = X + 2 * M;
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    d_load_planar(x + row * 2 * pl.n_in, pl.n_in, xin, xin + pl.n_in);
+    d_forward_chain(pl, packed, xin, xin + pl.n_in, out, out + pl.n_out, X, Y);
+    for (int64_t i = threadIdx.x; i < pl.n_out; i += blockDim.x) {
+      y[row * 2 * pl.n_out + 2 * i] = out[i];
+      y[row * 2 * pl.n_out + 2 * i + 1] = out[pl.n_out + i];
+    }
+    __syncthreads();
+  }
+}
+
+template <typename S>
+__global__ void __launch_bounds__(kThreads)
+kron_bwd_kernel(const Plan pl, const S* __restrict__ packed, const S* __restrict__ gy,
+                const S* __restrict__ x, S* __restrict__ gx, int64_t rows, bool with_grads,
+                S* __restrict__ gacc, S* gwork, int64_t per_block, bool use_smem) {
+  S* w = block_work(gwork, per_block, use_smem);
+  const int64_t M = pl.max_sz;
+  S* xin = w;
+  S* gin = xin + 2 * pl.n_in;
+  S* out = gin + 2 * pl.n_out;
+  S* X = out + 2 * pl.n_in;
+  S* Y = X + 2 * M;
+  S* Z = Y + 2 * M;
+  S* acc = gacc + blockIdx.x * pl.acc_size;
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    d_load_planar(gy + row * 2 * pl.n_out, pl.n_out, gin, gin + pl.n_out);
+    if (with_grads) {
+      d_load_planar(x + row * 2 * pl.n_in, pl.n_in, xin, xin + pl.n_in);
+      d_prefix_chain(pl, packed, xin, xin + pl.n_in, Z);
+    }
+    d_backward_chain(pl, packed, gin, gin + pl.n_out, xin, xin + pl.n_in, Z, with_grads,
+                     gx ? out : nullptr, out + pl.n_in, X, Y, acc);
+    if (gx != nullptr) {
+      for (int64_t i = threadIdx.x; i < pl.n_in; i += blockDim.x) {
+        gx[row * 2 * pl.n_in + 2 * i] = out[i];
+        gx[row * 2 * pl.n_in + 2 * i + 1] = out[pl.n_in + i];
+      }
+    }
+    __syncthreads();
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// kru_recurrence: one block per sequence, the time loop inside.
+
+template <typename S>
+__global__ void __launch_bounds__(kThreads)
+kru_fwd_kernel(const Plan pl, const S* __restrict__ packed, const S* __restrict__ ux,
+               const S* __restrict__ h0, const S* __restrict__ bias, S eps, S* __restrict__ hs,
+               int64_t T, S* gwork, int64_t per_block, bool use_smem) {
+  S* w = block_work(gwork, per_block, use_smem);
+  const int64_t N = pl.n_in, M = pl.max_sz;
+  const int64_t b = blockIdx.x;
+  S* h = w;
+  S* a = h + 2 * N;
+  S* X = a + 2 * N;
+  S* Y = X + 2 * M;
+  d_load_planar(h0 + b * 2 * N, N, h, h + N);
+  for (int64_t t = 0; t < T; ++t) {
+    d_forward_chain(pl, packed, h, h + N, a, a + N, X, Y);
+    const int64_t base = (b * T + t) * 2 * N;
+    for (int64_t n = threadIdx.x; n < N; n += blockDim.x) {
+      S r, i;
+      modrelu_fwd(a[n] + ux[base + 2 * n], a[N + n] + ux[base + 2 * n + 1], bias[n], eps, r, i);
+      h[n] = r;
+      h[N + n] = i;
+      hs[base + 2 * n] = r;
+      hs[base + 2 * n + 1] = i;
+    }
+    __syncthreads();
+  }
+}
+
+template <typename S>
+__global__ void __launch_bounds__(kThreads)
+kru_bwd_kernel(const Plan pl, const S* __restrict__ packed, const S* __restrict__ ghs,
+               const S* __restrict__ ux, const S* __restrict__ hs, const S* __restrict__ h0,
+               const S* __restrict__ bias, S eps, int64_t T, bool with_grads,
+               S* __restrict__ gux, S* __restrict__ gh0, S* __restrict__ gacc, S* __restrict__ gbias,
+               S* gwork, int64_t per_block, bool use_smem) {
+  S* w = block_work(gwork, per_block, use_smem);
+  const int64_t N = pl.n_in, M = pl.max_sz;
+  const int64_t b = blockIdx.x;
+  S* carry = w;
+  S* ga = carry + 2 * N;
+  S* hp = ga + 2 * N;
+  S* wh = hp + 2 * N;
+  S* X = wh + 2 * N;
+  S* Y = X + 2 * M;
+  S* Z = Y + 2 * M;
+  S* acc = gacc + b * pl.acc_size;
+  S* gb = gbias + b * N;
+  for (int64_t n = threadIdx.x; n < 2 * N; n += blockDim.x) carry[n] = 0;
+  for (int64_t n = threadIdx.x; n < N; n += blockDim.x) gb[n] = 0;
+  __syncthreads();
+  for (int64_t t = T - 1; t >= 0; --t) {
+    const int64_t base = (b * T + t) * 2 * N;
+    d_load_planar(t > 0 ? hs + base - 2 * N : h0 + b * 2 * N, N, hp, hp + N);
+    d_prefix_chain(pl, packed, hp, hp + N, Z);
+    const S* zl = pl.m == 1 ? hp : Z + 2 * M * (pl.m - 1);
+    const int64_t zl_im = pl.m == 1 ? N : M;
+    d_apply(pl.g[pl.m - 1], false, packed, zl, zl + zl_im, wh, wh + N);
+    for (int64_t n = threadIdx.x; n < N; n += blockDim.x) {
+      S r, i, db;
+      modrelu_bwd(wh[n] + ux[base + 2 * n], wh[N + n] + ux[base + 2 * n + 1], bias[n], eps,
+                  ghs[base + 2 * n] + carry[n], ghs[base + 2 * n + 1] + carry[N + n], r, i, db);
+      ga[n] = r;
+      ga[N + n] = i;
+      gb[n] += db;
+      gux[base + 2 * n] = r;
+      gux[base + 2 * n + 1] = i;
+    }
+    __syncthreads();
+    d_backward_chain(pl, packed, ga, ga + N, hp, hp + N, Z, with_grads, carry, carry + N, X, Y, acc);
+  }
+  for (int64_t n = threadIdx.x; n < N; n += blockDim.x) {
+    gh0[b * 2 * N + 2 * n] = carry[n];
+    gh0[b * 2 * N + 2 * n + 1] = carry[N + n];
+  }
+}
+
+// ------------------------------------------------------------------------------------------
+// host side
+
+// Complex layout of the CUDA accumulators: per group 2*p*q scalars, [i*q + j] interleaved.
+int64_t assign_acc(Plan& pl) {
+  int64_t off = 0;
+  for (int k = 0; k < pl.m; ++k) {
+    pl.g[k].acc_off = off;
+    off += 2 * static_cast<int64_t>(pl.g[k].p) * pl.g[k].q;
+  }
+  pl.acc_size = off;
+  return off;
+}
+
+// Summed per-block accumulators (nblocks, acc_size) -> complex (p, q) per group that needs it.
+std::vector<at::Tensor> group_grads_from(const Plan& pl, const at::Tensor& gacc) {
+  const at::Tensor total = gacc.sum(0);
+  std::vector<at::Tensor> out(pl.m);
+  for (int k = 0; k < pl.m; ++k) {
+    if (!pl.g[k].need_grad) continue;
+    const int64_t pq = static_cast<int64_t>(pl.g[k].p) * pl.g[k].q;
+    out[k] = at::view_as_complex(total.narrow(0, pl.g[k].acc_off, 2 * pq).reshape({pl.g[k].p, pl.g[k].q, 2}).contiguous());
+  }
+  return out;
+}
+
+struct Launch {
+  bool use_smem;
+  size_t smem;
+  int64_t per_block;
+  at::Tensor scratch;
+};
+
+Launch plan_memory(int64_t scalars_per_block, int64_t blocks, size_t elem, const at::TensorOptions& opt) {
+  Launch l;
+  l.per_block = scalars_per_block;
+  const size_t bytes = static_cast<size_t>(scalars_per_block) * elem;
+  l.use_smem = bytes <= kSmemLimit;
+  l.smem = l.use_smem ? bytes : 0;
+  l.scratch = l.use_smem ? at::empty({1}, opt) : at::empty({blocks * scalars_per_block}, opt);
+  return l;
+}
+
+std::vector<bool> to_vec(const c10::List<bool>& l) {
+  std::vector<bool> v;
+  for (size_t i = 0; i < l.size(); ++i) v.push_back(l.get(i));
+  return v;
+}
+
+bool any_of(const std::vector<bool>& a) {
+  for (bool b : a)
+    if (b) return true;
+  return false;
+}
+
+int64_t grid_for_rows(int64_t rows) { return std::max<int64_t>(1, std::min<int64_t>(rows, 1024)); }
+
+at::Tensor kron_matvec_cuda(const at::Tensor& x_in, at::TensorList factors) {
+  check_pair(x_in, "x", 3);
+  const c10::cuda::CUDAGuard guard(x_in.device());
+  HostPlan hp = make_plan(factors, {}, 1);  // no special last group: all axes map to threads
+  Plan pl = hp.plan;
+  assign_acc(pl);
+  TORCH_CHECK(x_in.size(1) == pl.n_in, "kruzoo.kron_matvec: x has ", x_in.size(1), " columns, factors need ", pl.n_in);
+  const at::Tensor x = x_in.contiguous();
+  const int64_t rows = x.size(0);
+  at::Tensor y = at::empty({rows, pl.n_out, 2}, x.options());
+  if (rows == 0) return y;
+  const int64_t grid = grid_for_rows(rows);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kruzoo_kron_matvec_cuda", [&] {
+    using S = scalar_t;
+    Launch l = plan_memory(2 * pl.n_in + 2 * pl.n_out + 4 * pl.max_sz, grid, sizeof(S), x.options());
+    kron_fwd_kernel<S><<<grid, kThreads, l.smem, c10::cuda::getCurrentCUDAStream()>>>(
+        pl, hp.packed.data_ptr<S>(), x.data_ptr<S>(), y.data_ptr<S>(), rows, l.scratch.data_ptr<S>(),
+        l.per_block, l.use_smem);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return y;
+}
+
+std::tuple<at::Tensor, std::vector<at::Tensor>> kron_matvec_backward_cuda(
+    const at::Tensor& gy_in, const at::Tensor& x_in, at::TensorList factors, bool need_x,
+    const c10::List<bool>& needs_list) {
+  const std::vector<bool> need = to_vec(needs_list);
+  const c10::cuda::CUDAGuard guard(x_in.device());
+  HostPlan hp = make_plan(factors, need, 1);
+  Plan pl = hp.plan;
+  assign_acc(pl);
+  const at::Tensor x = x_in.contiguous(), gy = gy_in.contiguous();
+  const int64_t rows = x.size(0);
+  at::Tensor gx = need_x ? at::empty_like(x) : at::empty({0}, x.options());
+  const bool want = any_of(need);
+  const int64_t grid = grid_for_rows(rows);
+  at::Tensor gacc = at::zeros({grid, std::max<int64_t>(pl.acc_size, 1)}, x.options());
+  if (rows > 0 && (need_x || want)) {
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kruzoo_kron_matvec_backward_cuda", [&] {
+      using S = scalar_t;
+      Launch l = plan_memory(4 * pl.n_in + 2 * pl.n_out + 4 * pl.max_sz + 2 * pl.max_sz * pl.m, grid,
+                             sizeof(S), x.options());
+      kron_bwd_kernel<S><<<grid, kThreads, l.smem, c10::cuda::getCurrentCUDAStream()>>>(
+          pl, hp.packed.data_ptr<S>(), gy.data_ptr<S>(), x.data_ptr<S>(),
+          need_x ? gx.data_ptr<S>() : nullptr, rows, want, gacc.data_ptr<S>(), l.scratch.data_ptr<S>(),
+          l.per_block, l.use_smem);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  }
+  std::vector<at::Tensor> gg = want ? group_grads_from(pl, gacc) : std::vector<at::Tensor>(pl.m);
+  if (want && rows == 0)
+    for (int k = 0; k < pl.m; ++k)
+      if (pl.g[k].need_grad) gg[k] = at::zeros_like(hp.group_c[k]);
+  return {gx, map_group_grads(hp, factors, gg, need)};
+}
+
+at::Tensor kru_recurrence_cuda(const at::Tensor& ux_in, const at::Tensor& h0_in, at::TensorList factors,
+                               const at::Tensor& bias_in, double eps) {
+  check_pair(ux_in, "ux", 4);
+  check_pair(h0_in, "h0", 3);
+  const c10::cuda::CUDAGuard guard(ux_in.device());
+  HostPlan hp = make_plan(factors, {}, 1);
+  Plan pl = hp.plan;
+  assign_acc(pl);
+  const int64_t B = ux_in.size(0), T = ux_in.size(1), N = ux_in.size(2);
+  TORCH_CHECK(pl.n_in == N && pl.n_out == N, "kruzoo.kru_recurrence: factors map ", pl.n_in, " -> ",
+              pl.n_out, ", state has N = ", N);
+  TORCH_CHECK(h0_in.size(0) == B && h0_in.size(1) == N && bias_in.dim() == 1 && bias_in.size(0) == N,
+              "kruzoo.kru_recurrence: h0 / bias shapes do not match ux");
+  const at::Tensor ux = ux_in.contiguous(), h0 = h0_in.contiguous(), bias = bias_in.contiguous();
+  at::Tensor hs = at::empty_like(ux);
+  if (B == 0 || T == 0) return hs;
+  AT_DISPATCH_FLOATING_TYPES(ux.scalar_type(), "kruzoo_kru_recurrence_cuda", [&] {
+    using S = scalar_t;
+    Launch l = plan_memory(4 * N + 4 * pl.max_sz, B, sizeof(S), ux.options());
+    kru_fwd_kernel<S><<<B, kThreads, l.smem, c10::cuda::getCurrentCUDAStream()>>>(
+        pl, hp.packed.data_ptr<S>(), ux.data_ptr<S>(), h0.data_ptr<S>(), bias.data_ptr<S>(),
+        static_cast<S>(eps), hs.data_ptr<S>(), T, l.scratch.data_ptr<S>(), l.per_block, l.use_smem);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return hs;
+}
+
+std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recurrence_backward_cuda(
+    const at::Tensor& ghs_in, const at::Tensor& ux_in, const at::Tensor& hs_in, const at::Tensor& h0_in,
+    at::TensorList factors, const at::Tensor& bias_in, double eps, const c10::List<bool>& needs_list) {
+  const std::vector<bool> need = to_vec(needs_list);
+  const c10::cuda::CUDAGuard guard(ux_in.device());
+  HostPlan hp = make_plan(factors, need, 1);
+  Plan pl = hp.plan;
+  assign_acc(pl);
+  const int64_t B = ux_in.size(0), T = ux_in.size(1), N = ux_in.size(2);
+  const at::Tensor ghs = ghs_in.contiguous(), ux = ux_in.contiguous(), hs = hs_in.contiguous();
+  const at::Tensor h0 = h0_in.contiguous(), bias = bias_in.contiguous();
+  at::Tensor gux = at::empty_like(ux);
+  at::Tensor gh0 = at::empty_like(h0);
+  const bool want = any_of(need);
+  at::Tensor gacc = at::zeros({std::max<int64_t>(B, 1), std::max<int64_t>(pl.acc_size, 1)}, ux.options());
+  at::Tensor gbias_blocks = at::zeros({std::max<int64_t>(B, 1), N}, ux.options());
+  if (B > 0 && T > 0) {
+    AT_DISPATCH_FLOATING_TYPES(ux.scalar_type(), "kruzoo_kru_recurrence_backward_cuda", [&] {
+      using S = scalar_t;
+      Launch l = plan_memory(8 * N + 4 * pl.max_sz + 2 * pl.max_sz * pl.m, B, sizeof(S), ux.options());
+      kru_bwd_kernel<S><<<B, kThreads, l.smem, c10::cuda::getCurrentCUDAStream()>>>(
+          pl, hp.packed.data_ptr<S>(), ghs.data_ptr<S>(), ux.data_ptr<S>(), hs.data_ptr<S>(),
+          h0.data_ptr<S>(), bias.data_ptr<S>(), static_cast<S>(eps), T, want, gux.data_ptr<S>(),
+          gh0.data_ptr<S>(), gacc.data_ptr<S>(), gbias_blocks.data_ptr<S>(), l.scratch.data_ptr<S>(),
+          l.per_block, l.use_smem);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  } else {
+    gux.zero_();
+    gh0.copy_(h0.mul(0));
+  }
+  std::vector<at::Tensor> gg = want ? group_grads_from(pl, gacc) : std::vector<at::Tensor>(pl.m);
+  return {gux, gh0, map_group_grads(hp, factors, gg, need), gbias_blocks.sum(0)};
+}
+
+}  // namespace
+}  // namespace kru
+
+TORCH_LIBRARY_IMPL(kruzoo, CUDA, m) {
+  m.impl("kron_matvec", &kru::kron_matvec_cuda);
+  m.impl("kron_matvec_backward", &kru::kron_matvec_backward_cuda);
+  m.impl("kru_recurrence", &kru::kru_recurrence_cuda);
+  m.impl("kru_recurrence_backward", &kru::kru_recurrence_backward_cuda);
+}
