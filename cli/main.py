@@ -54,9 +54,10 @@ class KruzooCLI(LightningCLI):
         last = self.trainer.checkpoint_callbacks[-1]
         if last.dirpath is not None and not self.trainer.fast_dev_run:
             self.trainer.save_checkpoint(Path(last.dirpath) / "last.ckpt", weights_only=False)
+        log_dir = self.trainer.log_dir  # a collective under DDP: every rank must ask
         if self.trainer.is_global_zero:
             best = self.trainer.checkpoint_callback.best_model_path or "-"
-            print(f"kruzoo: logs in {self.trainer.log_dir}; checkpoints in {last.dirpath} "
+            print(f"kruzoo: logs in {log_dir}; checkpoints in {last.dirpath} "
                   f"(last.ckpt for resuming, best: {best})", flush=True)
 
 
