@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 from functools import partial
 
@@ -277,9 +279,16 @@ LEARN = {  # small sizes; the tanh RNN needs more units and steps than the gated
 }
 
 
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: threads only add overhead, and the machine is shared
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("name", list(LEARN))
-def test_every_model_learns_the_adding_problem(name):
-    torch.set_num_threads(1)  # small ops: threads only add overhead on a shared machine
+def test_every_model_learns_the_adding_problem(name, one_thread):
     kwargs, steps = LEARN[name]
     L.seed_everything(0, verbose=False)
     datamodule = AddingDataModule(seq_len=10, train_size=steps * 32, val_size=32, test_size=512, batch_size=32)
@@ -371,3 +380,38 @@ def test_unitary_models_have_unit_eigenvalue_moduli():
     for model in (urnn, FURNN(task=ADDING, hidden_size=16)):
         moduli = spectrum.eigenvalues(model.recurrent_matrix())[0].abs()
         torch.testing.assert_close(moduli, torch.ones_like(moduli), atol=1e-5, rtol=0)
+
+
+DDP_SCRIPT = '''
+import sys, torch, lightning as L
+from functools import partial
+from kruzoo.datamodules import AddingDataModule
+from kruzoo.models import FURNN
+
+out = sys.argv[1]
+L.seed_everything(0, verbose=False)
+datamodule = AddingDataModule(seq_len=6, train_size=64, val_size=8, test_size=8, batch_size=4)
+model = FURNN(task=datamodule.task.as_dict(), hidden_size=6, manifold_lr=0.2,
+              optimizer=partial(torch.optim.Adam, lr=1e-2))
+w0 = model.core.recurrent_matrix()
+trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_steps=20, logger=False,
+                    enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                    limit_val_batches=0, gradient_clip_val=1.0)
+trainer.fit(model, datamodule)
+torch.save({"w0": w0, "state": model.state_dict()}, f"{out}/rank{trainer.global_rank}.pt")
+'''
+
+
+def test_furnn_cayley_steps_agree_across_ddp_ranks(tmp_path):
+    """DDP all-reduces W's gradient before the Cayley step: both ranks' W stay identical."""
+    script = tmp_path / "furnn_ddp.py"
+    script.write_text(DDP_SCRIPT)
+    run = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    for name, value in ranks[0]["state"].items():
+        torch.testing.assert_close(ranks[1]["state"][name], value, atol=0, rtol=0, msg=f"{name} differs across ranks")
+    w = torch.view_as_complex(ranks[0]["state"]["core.weight"])
+    assert (w - ranks[0]["w0"]).abs().max() > 0.01
+    assert unitarity_error(w) < 1e-5
