@@ -218,9 +218,10 @@ def test_furnn_steps_w_only_by_cayley_and_clips_it(tmp_path):
 
 
 # -- KRU-LSTM ---------------------------------------------------------------------------------------
-def test_kru_lstm_equals_a_dense_lstm():
+@pytest.mark.parametrize("shapes", [[[2, 2], [4, 4]], [[2, 4], [4, 2]]])
+def test_kru_lstm_equals_a_dense_lstm(shapes):
     torch.manual_seed(4)
-    core = KRULSTMCore(3, 8, factor_shapes=[[2, 2], [4, 4]])
+    core = KRULSTMCore(3, 8, factor_shapes=shapes)
     with torch.no_grad():  # break the orthogonal init so the check is generic
         for p in core.gate_factors.parameters():
             p.add_(0.3 * torch.randn_like(p))
