@@ -87,6 +87,52 @@ inline void vstore(S* p, const Vec<S>& v) {
   std::memcpy(p, &v, sizeof v);
 }
 
+// Lane permutation x[l] -> x[l ^ s] (the partner lane of a 2x2 factor at lane stride s).
+#if defined(__GNUC__) && !defined(__clang__)
+template <typename S>
+struct MaskOf;
+template <>
+struct MaskOf<float> {
+  typedef int32_t type __attribute__((vector_size(64)));
+};
+template <>
+struct MaskOf<double> {
+  typedef int64_t type __attribute__((vector_size(64)));
+};
+template <typename S>
+struct Perm {
+  typename MaskOf<S>::type m;
+  void set(int s) {
+    for (int l = 0; l < kV<S>; ++l) m[l] = l ^ s;
+  }
+  Vec<S> operator()(const Vec<S>& x) const { return __builtin_shuffle(x, m); }
+};
+#else
+template <typename S>
+struct Perm {
+  int idx[kV<S>];
+  void set(int s) {
+    for (int l = 0; l < kV<S>; ++l) idx[l] = l ^ s;
+  }
+  Vec<S> operator()(const Vec<S>& x) const {
+    S a[kV<S>], r[kV<S>];
+    std::memcpy(a, &x, sizeof a);
+    for (int l = 0; l < kV<S>; ++l) r[l] = a[idx[l]];
+    Vec<S> y;
+    std::memcpy(&y, r, sizeof y);
+    return y;
+  }
+};
+#endif
+
+// A complex SIMD vector (planar: re lanes, im lanes).
+template <typename S>
+struct CVec {
+  Vec<S> r, i;
+};
+
+constexpr int kMaxTail = 4;  // log2(16 float lanes)
+
 // at::parallel_for runs chunks on pool threads whose FTZ/DAZ flags are their own.  Copy the
 // caller's flags (torch.set_flush_denormal) into each chunk so the op honours them: decaying
 // states and BPTT gradients otherwise run into denormals, which cost ~100x per operation.
@@ -205,7 +251,7 @@ void rest_kernel(const S* __restrict__ mr, const S* __restrict__ mi, int rows, i
   }
 }
 
-enum class AccMode { kLane, kRow, kGeneric };
+enum class AccMode { kLane, kRow, kGeneric, kTail };
 
 // The grouped factors of one plan, with the CPU gradient-accumulator layout:
 //   kLane    (rest a multiple of V): per (i, j) V partial sums of re, then V of im
@@ -219,16 +265,96 @@ struct CpuKron {
   std::vector<int64_t> acc_off;  // offset of each group's accumulator
   int64_t acc_size = 0;
 
+  Perm<S> perm[kMaxTail];  // lane permutations of the lane-tail factors
+
   CpuKron(const Plan& plan, const S* pk) : pl(plan), packed(pk) {
     for (int k = 0; k < pl.m; ++k) {
       const Group& g = pl.g[k];
       const int64_t pq = static_cast<int64_t>(g.p) * g.q;
-      AccMode md = g.rest == 1 ? AccMode::kRow
+      AccMode md = g.lane_tail      ? AccMode::kTail
+                   : g.rest == 1    ? AccMode::kRow
                    : g.rest % kV<S> == 0 ? AccMode::kLane
                                          : AccMode::kGeneric;
       mode.push_back(md);
       acc_off.push_back(acc_size);
-      acc_size += md == AccMode::kLane ? 2 * kV<S> * pq : 2 * pq;
+      acc_size += md == AccMode::kTail   ? 4 * kV<S> * g.lane_tail
+                  : md == AccMode::kLane ? 2 * kV<S> * pq
+                                         : 2 * pq;
+      if (md == AccMode::kTail) {
+        TORCH_CHECK(g.lane_tail <= kMaxTail && g.p == kV<S> && g.rest == 1, "kruzoo: bad lane tail");
+        for (int f = 0; f < g.lane_tail; ++f) perm[f].set(kV<S> >> (f + 1));
+      }
+    }
+  }
+
+  // The lane tail (see kru_plan.cpp): kt 2x2 factors, each one permutation and two complex
+  // multiply-adds on a vector of V lanes, instead of a dense V x V matrix (~2x fewer operations).
+  void load_tail(const Group& g, bool adjoint, CVec<S>* d, CVec<S>* o) const {
+    constexpr int V = kV<S>;
+    for (int f = 0; f < g.lane_tail; ++f) {
+      const S* c = packed + g.off_lane + f * 8 * V + (adjoint ? 4 * V : 0);
+      d[f] = {vload(c), vload(c + V)};
+      o[f] = {vload(c + 2 * V), vload(c + 3 * V)};
+    }
+  }
+
+  CVec<S> tail_step(int f, const CVec<S>& d, const CVec<S>& o, const CVec<S>& x) const {
+    const Vec<S> pr = perm[f](x.r), pi = perm[f](x.i);
+    return {d.r * x.r - d.i * x.i + o.r * pr - o.i * pi, d.r * x.i + d.i * x.r + o.r * pi + o.i * pr};
+  }
+
+  void tail_apply(const Group& g, bool adjoint, const S* xr, const S* xi, S* yr, S* yi) const {
+    constexpr int V = kV<S>;
+    CVec<S> d[kMaxTail], o[kMaxTail];
+    load_tail(g, adjoint, d, o);
+    for (int64_t b = 0; b < g.before; ++b) {
+      CVec<S> x{vload(xr + b * V), vload(xi + b * V)};
+      for (int f = 0; f < g.lane_tail; ++f) x = tail_step(f, d[f], o[f], x);
+      vstore(yr + b * V, x.r);
+      vstore(yi + b * V, x.i);
+    }
+  }
+
+  // Adjoint of the tail and its factor gradients in one pass: for each vector, recompute the
+  // inputs of the tail's factors from z, then walk back accumulating  g z^H  per factor as
+  // "diagonal" (same lane) and "off-diagonal" (partner lane) partial sums.
+  void tail_backward(int k, const S* gr, const S* gi, const S* zr, const S* zi, S* outr, S* outi,
+                     S* acc) const {
+    constexpr int V = kV<S>;
+    const Group& g = pl.g[k];
+    const int kt = g.lane_tail;
+    CVec<S> fd[kMaxTail], fo[kMaxTail], ad[kMaxTail], ao[kMaxTail];
+    load_tail(g, false, fd, fo);
+    load_tail(g, true, ad, ao);
+    S* A = acc + acc_off[k];
+    CVec<S> accd[kMaxTail], acco[kMaxTail];
+    for (int f = 0; f < kt; ++f) {
+      accd[f] = {vload(A + f * 4 * V), vload(A + f * 4 * V + V)};
+      acco[f] = {vload(A + f * 4 * V + 2 * V), vload(A + f * 4 * V + 3 * V)};
+    }
+    for (int64_t b = 0; b < g.before; ++b) {
+      CVec<S> zz[kMaxTail];
+      zz[0] = {vload(zr + b * V), vload(zi + b * V)};
+      for (int f = 0; f + 1 < kt; ++f) zz[f + 1] = tail_step(f, fd[f], fo[f], zz[f]);
+      CVec<S> gg{vload(gr + b * V), vload(gi + b * V)};
+      for (int f = kt - 1; f >= 0; --f) {
+        const Vec<S> pr = perm[f](zz[f].r), pi = perm[f](zz[f].i);
+        accd[f].r += gg.r * zz[f].r + gg.i * zz[f].i;
+        accd[f].i += gg.i * zz[f].r - gg.r * zz[f].i;
+        acco[f].r += gg.r * pr + gg.i * pi;
+        acco[f].i += gg.i * pr - gg.r * pi;
+        gg = tail_step(f, ad[f], ao[f], gg);
+      }
+      if (outr != nullptr) {
+        vstore(outr + b * V, gg.r);
+        vstore(outi + b * V, gg.i);
+      }
+    }
+    for (int f = 0; f < kt; ++f) {
+      vstore(A + f * 4 * V, accd[f].r);
+      vstore(A + f * 4 * V + V, accd[f].i);
+      vstore(A + f * 4 * V + 2 * V, acco[f].r);
+      vstore(A + f * 4 * V + 3 * V, acco[f].i);
     }
   }
 
@@ -238,6 +364,7 @@ struct CpuKron {
     const int rows = adjoint ? g.q : g.p;
     const int cols = adjoint ? g.p : g.q;
     const int64_t n = static_cast<int64_t>(rows) * cols;
+    if (g.lane_tail) return tail_apply(g, adjoint, xr, xi, yr, yi);
     if (g.rest == 1) {
       const S* mt = packed + (adjoint ? g.off_fht : g.off_ft);
       switch (rows) {
@@ -341,6 +468,23 @@ struct CpuKron {
       const int p = g.p, q = g.q;
       const int64_t pq = static_cast<int64_t>(p) * q;
       const S* a = acc + acc_off[k];
+      if (mode[k] == AccMode::kTail) {
+        // factor f of the tail, entry (i, j) -> complex slot off + 4 f + 2 i + j
+        constexpr int V = kV<S>;
+        for (int f = 0; f < g.lane_tail; ++f) {
+          const int s = V >> (f + 1);
+          for (int l = 0; l < V; ++l) {
+            const int i = (l / s) & 1;
+            const S* A = a + f * 4 * V;
+            total[2 * (off + 4 * f + 2 * i + i)] += A[l];
+            total[2 * (off + 4 * f + 2 * i + i) + 1] += A[V + l];
+            total[2 * (off + 4 * f + 2 * i + (1 - i))] += A[2 * V + l];
+            total[2 * (off + 4 * f + 2 * i + (1 - i)) + 1] += A[3 * V + l];
+          }
+        }
+        off += pq;
+        continue;
+      }
       for (int i = 0; i < p; ++i)
         for (int j = 0; j < q; ++j) {
           double re = 0, im = 0;
@@ -377,7 +521,7 @@ std::vector<at::Tensor> unpack_group_grads(const Plan& pl, const std::vector<dou
   int64_t off = 0;
   for (int k = 0; k < pl.m; ++k) {
     const int64_t pq = static_cast<int64_t>(pl.g[k].p) * pl.g[k].q;
-    if (pl.g[k].need_grad) {
+    if (pl.g[k].need_grad && !pl.g[k].lane_tail) {
       at::Tensor t = at::empty({pl.g[k].p, pl.g[k].q, 2}, at::TensorOptions().dtype(at::kDouble));
       std::copy(total.begin() + 2 * off, total.begin() + 2 * (off + pq), t.data_ptr<double>());
       out[k] = at::view_as_complex(t.to(real_dtype));
@@ -385,6 +529,27 @@ std::vector<at::Tensor> unpack_group_grads(const Plan& pl, const std::vector<dou
     off += pq;
   }
   return out;
+}
+
+// Gradients of the lane-tail factors (real pairs (2, 2, 2)), written straight into the per-factor
+// result (they need no mapping back through a grouped matrix).
+void fill_tail_grads(const HostPlan& hp, const std::vector<double>& total, at::ScalarType real_dtype,
+                     const std::vector<bool>& need, std::vector<at::Tensor>& out) {
+  const Plan& pl = hp.plan;
+  int64_t off = 0;
+  for (int k = 0; k < pl.m; ++k) {
+    const Group& g = pl.g[k];
+    if (g.lane_tail && g.need_grad) {
+      for (int f = 0; f < g.lane_tail; ++f) {
+        const int idx = hp.ranges[k].first + f;
+        if (!need[idx]) continue;
+        at::Tensor t = at::empty({2, 2, 2}, at::TensorOptions().dtype(at::kDouble));
+        std::copy(total.begin() + 2 * (off + 4 * f), total.begin() + 2 * (off + 4 * f + 4), t.data_ptr<double>());
+        out[idx] = t.to(real_dtype);
+      }
+    }
+    off += static_cast<int64_t>(g.p) * g.q;
+  }
 }
 
 template <typename S>
@@ -506,11 +671,20 @@ void backward_chain(const CpuKron<S>& kr, const S* gar, const S* gai, const S* x
   const S* sr = gar;
   const S* si = gai;
   for (int k = pl.m - 1; k >= 0; --k) {
-    if (with_grads && pl.g[k].need_grad) {
-      const S* z_r = k == 0 ? xr : zbuf + 2 * M * k;
-      const S* z_i = k == 0 ? xi : zbuf + 2 * M * k + M;
-      kr.contract(k, sr, si, z_r, z_i, acc);
+    const bool grads = with_grads && pl.g[k].need_grad;
+    const S* z_r = k == 0 ? xr : zbuf + 2 * M * k;
+    const S* z_i = k == 0 ? xi : zbuf + 2 * M * k + M;
+    if (grads && pl.g[k].lane_tail) {
+      // fused adjoint + gradient of the lane tail
+      S* dr = k == 0 ? outr : ((sr == X) ? Y : X);
+      S* di = k == 0 ? outi : dr + M;
+      kr.tail_backward(k, sr, si, z_r, z_i, dr, di, acc);
+      if (k == 0) break;
+      sr = dr;
+      si = di;
+      continue;
     }
+    if (grads) kr.contract(k, sr, si, z_r, z_i, acc);
     if (k == 0 && outr == nullptr) break;
     S* dr;
     S* di;
@@ -546,9 +720,13 @@ void prefix_chain(const CpuKron<S>& kr, const S* xr, const S* xi, S* zbuf) {
 // -------------------------------------------------------------------------------------------
 // kron_matvec
 
+int64_t lane_width(at::TensorList factors) {
+  return factors.empty() ? 0 : factors[0].scalar_type() == at::kDouble ? kV<double> : kV<float>;
+}
+
 at::Tensor kron_matvec_cpu(const at::Tensor& x_in, at::TensorList factors) {
   check_pair(x_in, "x", 3);
-  HostPlan hp = make_plan(factors, {}, kV<float>);
+  HostPlan hp = make_plan(factors, {}, kV<float>, lane_width(factors));
   const Plan& pl = hp.plan;
   TORCH_CHECK(x_in.size(1) == pl.n_in, "kruzoo.kron_matvec: x has ", x_in.size(1),
               " columns but the factors need ", pl.n_in);
@@ -584,7 +762,7 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> kron_matvec_backward_cpu(
     const at::Tensor& gy_in, const at::Tensor& x_in, at::TensorList factors, bool need_x,
     const c10::List<bool>& needs_list) {
   const std::vector<bool> factor_needs_grad = to_vec(needs_list);
-  HostPlan hp = make_plan(factors, factor_needs_grad, kV<float>);
+  HostPlan hp = make_plan(factors, factor_needs_grad, kV<float>, lane_width(factors));
   const Plan& pl = hp.plan;
   const at::Tensor x = x_in.contiguous();
   const at::Tensor gy = gy_in.contiguous();
@@ -597,6 +775,7 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> kron_matvec_backward_cpu(
   const bool gemm_grad = want_grads && pl.m == 1;
   const bool loop_grads = want_grads && !gemm_grad;
   std::vector<at::Tensor> group_grads(pl.m);
+  std::vector<double> tail_total;
   const unsigned csr = FpScope::caller();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kruzoo_kron_matvec_backward", [&] {
     using S = scalar_t;
@@ -634,7 +813,10 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> kron_matvec_backward_cpu(
         }
       });
     }
-    if (loop_grads) group_grads = unpack_group_grads(pl, total, x.scalar_type());
+    if (loop_grads) {
+      group_grads = unpack_group_grads(pl, total, x.scalar_type());
+      tail_total = std::move(total);
+    }
   });
   if (gemm_grad) {
     const at::Tensor gc = at::view_as_complex(gy);
@@ -642,6 +824,7 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> kron_matvec_backward_cpu(
     group_grads[0] = at::mm(gc.t(), xc.conj().resolve_conj());
   }
   std::vector<at::Tensor> gf = map_group_grads(hp, factors, group_grads, factor_needs_grad);
+  if (loop_grads) fill_tail_grads(hp, tail_total, x.scalar_type(), factor_needs_grad, gf);
   return {gx, gf};
 }
 
@@ -677,7 +860,7 @@ RecDims check_recurrence(const at::Tensor& ux, const at::Tensor& h0, const Plan&
 
 at::Tensor kru_recurrence_cpu(const at::Tensor& ux_in, const at::Tensor& h0_in,
                               at::TensorList factors, const at::Tensor& bias_in, double eps) {
-  HostPlan hp = make_plan(factors, {}, kV<float>);
+  HostPlan hp = make_plan(factors, {}, kV<float>, lane_width(factors));
   const Plan& pl = hp.plan;
   const RecDims d = check_recurrence(ux_in, h0_in, pl, bias_in, factors);
   const at::Tensor ux = ux_in.contiguous(), h0 = h0_in.contiguous(), bias = bias_in.contiguous();
@@ -718,7 +901,7 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recu
     const at::Tensor& h0_in, at::TensorList factors, const at::Tensor& bias_in, double eps,
     const c10::List<bool>& needs_list) {
   const std::vector<bool> factor_needs_grad = to_vec(needs_list);
-  HostPlan hp = make_plan(factors, factor_needs_grad, kV<float>);
+  HostPlan hp = make_plan(factors, factor_needs_grad, kV<float>, lane_width(factors));
   const Plan& pl = hp.plan;
   const RecDims d = check_recurrence(ux_in, h0_in, pl, bias_in, factors);
   TORCH_CHECK(ghs_in.sizes() == ux_in.sizes() && hs_in.sizes() == ux_in.sizes(),
@@ -733,6 +916,7 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recu
   const bool gemm_grad = want_grads && pl.m == 1;
   const bool loop_grads = want_grads && !gemm_grad;
   std::vector<at::Tensor> group_grads(pl.m);
+  std::vector<double> tail_total;
   const unsigned csr = FpScope::caller();
   AT_DISPATCH_FLOATING_TYPES(ux.scalar_type(), "kruzoo_kru_recurrence_backward", [&] {
     using S = scalar_t;
@@ -787,7 +971,10 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recu
       if (loop_grads) kr.reduce_into(acc.data(), total);
       for (int64_t n = 0; n < N; ++n) gb_total[n] += gb[n];
     });
-    if (loop_grads) group_grads = unpack_group_grads(pl, total, ux.scalar_type());
+    if (loop_grads) {
+      group_grads = unpack_group_grads(pl, total, ux.scalar_type());
+      tail_total = std::move(total);
+    }
     gbias = at::empty({N}, at::TensorOptions().dtype(at::kDouble));
     std::copy(gb_total.begin(), gb_total.end(), gbias.data_ptr<double>());
     gbias = gbias.to(ux.scalar_type());
@@ -801,6 +988,7 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recu
                             prev.reshape({d.B * d.T, d.N}).conj().resolve_conj());
   }
   std::vector<at::Tensor> gf = map_group_grads(hp, factors, group_grads, factor_needs_grad);
+  if (loop_grads) fill_tail_grads(hp, tail_total, ux.scalar_type(), factor_needs_grad, gf);
   return {gux, gh0, gf, gbias};
 }
 

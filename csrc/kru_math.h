@@ -32,6 +32,11 @@ struct Group {
   int64_t off_f = 0, off_ft = 0, off_fh = 0, off_fht = 0;
   int64_t acc_off = 0;               // offset of this group's gradient accumulator (backend specific)
   int need_grad = 0;                 // 1 if any user factor in this group needs a gradient
+  // CPU only: > 0 when this (last) group is a "lane tail" of that many 2x2 factors, applied
+  // inside one SIMD vector with lane permutations instead of as a dense matrix (see kru_cpu.cpp);
+  // off_lane is the offset of its per-lane coefficient vectors in the packed buffer.
+  int lane_tail = 0;
+  int64_t off_lane = 0;
 };
 
 struct Plan {

@@ -28,8 +28,19 @@ void check_pair(const at::Tensor& t, const char* name, int64_t dim) {
               t.scalar_type());
 }
 
+int lane_tail_len(const std::vector<int64_t>& ps, const std::vector<int64_t>& qs, int64_t lane_width) {
+  if (lane_width <= 1 || env_int("KRUZOO_LANE_TAIL", 1) == 0 || env_int("KRUZOO_FUSE", 1) == 0) return 0;
+  int kt = 0;
+  while ((int64_t{1} << kt) < lane_width) ++kt;
+  if ((int64_t{1} << kt) != lane_width || static_cast<int>(ps.size()) < kt) return 0;
+  for (int i = static_cast<int>(ps.size()) - kt; i < static_cast<int>(ps.size()); ++i)
+    if (ps[i] != 2 || qs[i] != 2) return 0;
+  return kt;
+}
+
 std::vector<std::pair<int, int>> group_ranges(const std::vector<int64_t>& ps,
-                                              const std::vector<int64_t>& qs, int64_t min_last) {
+                                              const std::vector<int64_t>& qs, int64_t min_last,
+                                              int64_t lane_width) {
   const int k = static_cast<int>(ps.size());
   std::vector<std::pair<int, int>> out;
   if (env_int("KRUZOO_FUSE", 1) == 0) {
@@ -39,15 +50,20 @@ std::vector<std::pair<int, int>> group_ranges(const std::vector<int64_t>& ps,
   const int64_t max_inner = env_int("KRUZOO_FUSE_INNER", 4);
   min_last = env_int("KRUZOO_FUSE_LAST", min_last);
 
-  // Last group: always holds the last factor; grows leftwards while it is too small to
-  // vectorise over and stays within the cap.
   int s = k - 1;
-  int64_t pl = ps[s], ql = qs[s];
-  while (s > 0 && (pl < min_last || ql < min_last) && pl * ps[s - 1] <= kLastCap &&
-         ql * qs[s - 1] <= kLastCap) {
-    --s;
-    pl *= ps[s];
-    ql *= qs[s];
+  const int kt = lane_tail_len(ps, qs, lane_width);
+  if (kt > 0) {
+    s = k - kt;  // the lane tail; the groups to its left then see rest >= lane_width
+  } else {
+    // Last group: always holds the last factor; grows leftwards while it is too small to
+    // vectorise over and stays within the cap.
+    int64_t pl = ps[s], ql = qs[s];
+    while (s > 0 && (pl < min_last || ql < min_last) && pl * ps[s - 1] <= kLastCap &&
+           ql * qs[s - 1] <= kLastCap) {
+      --s;
+      pl *= ps[s];
+      ql *= qs[s];
+    }
   }
   // The others: greedy runs whose row and column products stay <= max_inner.
   int i = 0;
@@ -66,7 +82,8 @@ std::vector<std::pair<int, int>> group_ranges(const std::vector<int64_t>& ps,
   return out;
 }
 
-HostPlan make_plan(at::TensorList factors, const std::vector<bool>& need_grad, int64_t min_last) {
+HostPlan make_plan(at::TensorList factors, const std::vector<bool>& need_grad, int64_t min_last,
+                   int64_t lane_width) {
   TORCH_CHECK(!factors.empty(), "kruzoo: need at least one factor");
   TORCH_CHECK(need_grad.empty() || need_grad.size() == factors.size(),
               "kruzoo: factor_needs_grad has ", need_grad.size(), " entries for ", factors.size(),
@@ -88,7 +105,8 @@ HostPlan make_plan(at::TensorList factors, const std::vector<bool>& need_grad, i
   }
 
   HostPlan hp;
-  hp.ranges = group_ranges(ps, qs, min_last);
+  hp.ranges = group_ranges(ps, qs, min_last, lane_width);
+  const int tail = lane_tail_len(ps, qs, lane_width);
   Plan& pl = hp.plan;
   pl.m = static_cast<int>(hp.ranges.size());
   TORCH_CHECK(pl.m <= kMaxGroups, "kruzoo: at most ", kMaxGroups, " factor groups supported, got ",
@@ -118,6 +136,31 @@ HostPlan make_plan(at::TensorList factors, const std::vector<bool>& need_grad, i
     gr.off_fht = push(re, -im);
     gr.need_grad = 0;
     for (int i = b; i < e && !need_grad.empty(); ++i) gr.need_grad |= need_grad[i] ? 1 : 0;
+    gr.lane_tail = 0;
+    if (tail > 0 && g == pl.m - 1) {
+      // Per-lane coefficients of each 2x2 factor F of the tail, applied at lane stride s
+      // (the first factor is the most significant axis): lane l has bit = (l / s) & 1 and
+      //   y[l] = F[bit, bit] x[l] + F[bit, 1-bit] x[l ^ s]            (forward)
+      //   y[l] = conj(F[bit, bit]) x[l] + conj(F[1-bit, bit]) x[l ^ s]  (adjoint)
+      // Stored per factor as 8 vectors: fwd diag re, im, fwd off re, im, adj diag re, im, adj off re, im.
+      gr.lane_tail = e - b;
+      gr.off_lane = off;
+      const int64_t V = lane_width;
+      for (int f = 0; f < e - b; ++f) {
+        const int64_t stride = V >> (f + 1);
+        const at::Tensor bits = at::arange(V, at::TensorOptions().dtype(at::kLong).device(device)).div(stride, "floor").remainder(2);
+        const at::Tensor nbits = 1 - bits;
+        const at::Tensor F = fc[b + f];
+        const at::Tensor d = F.index({bits, bits});
+        const at::Tensor o = F.index({bits, nbits});
+        const at::Tensor da = d.conj();
+        const at::Tensor oa = F.index({nbits, bits}).conj();
+        for (const at::Tensor& c : {d, o, da, oa}) {
+          const at::Tensor cc = c.resolve_conj();
+          push(at::real(cc), at::imag(cc));
+        }
+      }
+    }
   }
   // Axis geometry: group g sees the state as (before, q_g, rest) with before = prod of the row
   // sizes of the groups already applied and rest = prod of the column sizes still to come.

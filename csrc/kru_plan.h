@@ -24,12 +24,16 @@ struct HostPlan {
 // grouped greedily while both products stay <= `max_inner` (4x4 costs the same flops as two
 // 2x2 and halves the passes over the state).  Environment overrides, read on every call:
 // KRUZOO_FUSE=0 (no grouping), KRUZOO_FUSE_INNER, KRUZOO_FUSE_LAST.
+// lane_width > 0 (CPU): if the last log2(lane_width) factors are all 2x2 they form a "lane tail"
+// group (Group::lane_tail), applied inside one SIMD vector; KRUZOO_LANE_TAIL=0 disables it.
 std::vector<std::pair<int, int>> group_ranges(const std::vector<int64_t>& ps,
-                                              const std::vector<int64_t>& qs, int64_t min_last);
+                                              const std::vector<int64_t>& qs, int64_t min_last,
+                                              int64_t lane_width = 0);
 
 // Validates the real-pair factors ((p, q, 2) each, same dtype/device) and builds the plan.
 // need_grad may be empty (no gradients needed).
-HostPlan make_plan(at::TensorList factors, const std::vector<bool>& need_grad, int64_t min_last);
+HostPlan make_plan(at::TensorList factors, const std::vector<bool>& need_grad, int64_t min_last,
+                   int64_t lane_width = 0);
 
 // Gradients of the grouped matrices (complex (p, q), undefined if not computed) -> gradients of
 // the user factors in real-pair layout (p, q, 2); an empty tensor for factors that need none.

@@ -115,9 +115,19 @@ def test_long_sequence_T1000():
         torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-8)
 
 
-@pytest.mark.parametrize("frozen", [(0,), (1, 3), (0, 1, 2, 3)])
-def test_frozen_factors(frozen):
-    shapes = [(2, 2), (2, 2), (4, 4), (2, 2)]
+@pytest.mark.parametrize(
+    "shapes,frozen",
+    [
+        ([(2, 2), (2, 2), (4, 4), (2, 2)], (0,)),
+        ([(2, 2), (2, 2), (4, 4), (2, 2)], (1, 3)),
+        ([(2, 2), (2, 2), (4, 4), (2, 2)], (0, 1, 2, 3)),
+        # nine 2x2: the last factors form the CPU "lane tail" group; freeze inside and outside it
+        ([(2, 2)] * 9, (8,)),
+        ([(2, 2)] * 9, (0, 7)),
+        ([(2, 2)] * 9, (6, 7, 8)),
+    ],
+)
+def test_frozen_factors(shapes, frozen):
     ux, h0, factors, bias = make_inputs(shapes, 2, 5, seed=11)
     cot = torch.randn_like(ux)
     _, g_f = grads_of(fused.kru_recurrence, ux, h0, factors, bias, 1e-5, cot, frozen=frozen)
@@ -132,20 +142,29 @@ def test_frozen_factors(frozen):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
 
 
-def test_frozen_factors_real_pair_parameters():
-    """The KRU core's layout: real (p, q, 2) parameters viewed as complex; frozen ones keep
-    .grad None and the op skips them."""
+@pytest.mark.parametrize("frozen_idx", [2, 4])
+def test_frozen_factors_real_pair_parameters(frozen_idx):
+    """The KRU core's layout: real (p, q, 2) parameters viewed as complex (float32); frozen ones
+    keep .grad None and the op skips them; the others match the reference."""
     gen = torch.Generator().manual_seed(2)
     params = [torch.nn.Parameter(torch.view_as_real(unitary(2, 2, torch.complex64, gen)).clone()) for _ in range(5)]
-    params[2].requires_grad_(False)
+    params[frozen_idx].requires_grad_(False)
     bias = torch.nn.Parameter(torch.zeros(32))
     ux = torch.randn(3, 7, 32, dtype=torch.complex64, requires_grad=True)
     h0 = torch.zeros(3, 32, dtype=torch.complex64)
     hs = fused.kru_recurrence(ux, h0, [torch.view_as_complex(p) for p in params], bias, 1e-4)
     hs.abs().sum().backward()
-    assert params[2].grad is None
-    assert all(p.grad is not None and p.grad.shape == (2, 2, 2) for i, p in enumerate(params) if i != 2)
+    assert params[frozen_idx].grad is None
+    assert all(p.grad is not None and p.grad.shape == (2, 2, 2) for i, p in enumerate(params) if i != frozen_idx)
     assert bias.grad is not None and ux.grad is not None
+    ref_params = [p.detach().clone().requires_grad_(p.requires_grad) for p in params]
+    ux2 = ux.detach().clone().requires_grad_()
+    hr = reference.kru_recurrence(ux2, h0, [torch.view_as_complex(p) for p in ref_params], bias.detach(), 1e-4)
+    hr.abs().sum().backward()
+    for p, r in zip(params, ref_params):
+        if p.requires_grad:
+            torch.testing.assert_close(p.grad, r.grad, rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(ux.grad, ux2.grad, rtol=1e-3, atol=1e-3)
 
 
 def test_gradcheck_float64():
