@@ -14,6 +14,10 @@ from .task import TaskSpec
 STAGES = ("train", "val", "test")
 
 
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 class SequenceModel(LightningModule):
     """Steps, logging, optimizer/scheduler injection, soft-unitary penalty and state carrying.
 
@@ -125,6 +129,31 @@ class SequenceModel(LightningModule):
         norms = grad_norm(self, norm_type=2)
         if norms:  # empty when nothing has a gradient
             self.log("train/grad_norm", norms["grad_2.0_norm_total"], on_step=True, on_epoch=False)
+
+    # -- checkpoints: refuse one written by another model with a clear message -----------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["kruzoo_model"] = _class_path(type(self))
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("kruzoo_model") or checkpoint.get("hyper_parameters", {}).get("_class_path")
+        mine = _class_path(type(self))
+        # Compare class names: the same class has two paths (kruzoo.models.KRU, kruzoo.models.kru.KRU).
+        if saved is not None and saved.rsplit(".", 1)[-1] != type(self).__name__:
+            raise ValueError(
+                f"this checkpoint was written by {saved}, but the model here is {mine}: load it with "
+                f"{saved.rsplit('.', 1)[-1]}.load_from_checkpoint or the config it was trained with"
+            )
+        own = self.state_dict()
+        theirs = checkpoint.get("state_dict", {})
+        problems = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+                    for k, v in theirs.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+        problems += [f"{k}: missing from the checkpoint" for k in own if k not in theirs]
+        if problems:
+            hp = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if not k.startswith("_")}
+            raise ValueError(
+                f"the checkpoint does not fit this {type(self).__name__} ({'; '.join(problems[:3])}); "
+                f"it was trained with {hp}"
+            )
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])

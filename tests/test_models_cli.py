@@ -129,3 +129,23 @@ def test_nan_loss_stops_with_the_step(tmp_path):
     trainer = Trainer(fast_dev_run=1, logger=False, enable_progress_bar=False, default_root_dir=tmp_path)
     with pytest.raises(FloatingPointError, match=r"became nan at global step 0 "):
         trainer.fit(model, dm)
+
+
+def _checkpoint_of(model, path):
+    trainer = Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, max_steps=0)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(path, weights_only=False)
+    return path
+
+
+def test_checkpoint_of_another_model_is_refused_with_its_name(tmp_path):
+    task = TaskSpec(input_size=2, output_size=1, loss="mse", target="last").as_dict()
+    path = _checkpoint_of(KRU(task=task, hidden_size=8), tmp_path / "kru.ckpt")
+    with pytest.raises(ValueError, match=r"written by kruzoo\.models\.kru\.KRU, but the model here is .*LSTM"):
+        LSTM.load_from_checkpoint(path, weights_only=True)
+    # Same class, other sizes: the mismatching tensors and the checkpoint's hyperparameters are named.
+    other = _checkpoint_of(KRU(task=task, hidden_size=16), tmp_path / "kru16.ckpt")
+    model = KRU(task=task, hidden_size=8)
+    with pytest.raises(ValueError, match=r"does not fit this KRU \(core.bias: checkpoint \(16,\) vs model \(8,\); "
+                                         r".*'hidden_size': 16"):
+        model.on_load_checkpoint(torch.load(other, weights_only=True))

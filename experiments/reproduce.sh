@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The training runs behind experiments/RESULTS.md, bounded to fit a 2-core machine.
+# Usage: bash experiments/reproduce.sh LANE OUT_DIR DATA_DIR   (LANE: a or b; the two lanes can run side by side)
+# Each run logs to OUT_DIR/<name>/runs/<DataModule>-<Model>/version_0 and can be continued with
+# the same command plus --ckpt_path last.
+set -u
+lane=$1; out=$2; data=$3
+run() {  # name, then kruzoo fit arguments
+  local name=$1; shift
+  if [ -e "$out/$name.log" ]; then echo "== $name: $out/$name.log exists, skipped"; return; fi
+  echo "== $(date -u +%FT%TZ) $name: kruzoo fit $*"
+  OMP_NUM_THREADS=1 kruzoo fit "$@" --trainer.default_root_dir "$out/$name" --trainer.enable_progress_bar false \
+    > "$out/$name.log" 2>&1
+  echo "== $(date -u +%FT%TZ) $name exit $?"
+}
+if [ "$lane" = a ]; then
+  run copy_kru --config configs/copy/kru.yaml --trainer.max_steps 20000 --trainer.val_check_interval 500 --data.val_size 200
+  run copy_lstm --config configs/copy/lstm.yaml --trainer.max_time 00:00:15:00 --trainer.val_check_interval 500 --data.val_size 200
+  for m in kru lstm rnn urnn furnn; do
+    run adding_$m --config configs/adding/$m.yaml --trainer.max_time 00:00:12:00 --trainer.val_check_interval 1000 --data.val_size 1000
+  done
+else
+  run pmnist_kru --config configs/pmnist/kru.yaml --data.data_dir "$data/mnist" --data.download false \
+    --trainer.max_time 00:00:50:00 --trainer.val_check_interval 200 --trainer.limit_val_batches 20
+  run jsb_kru --config configs/jsb/kru.yaml --data.data_dir "$data/polyphonic" --data.download false --trainer.max_time 00:00:10:00
+  run jsb_lstm --config configs/jsb/lstm.yaml --data.data_dir "$data/polyphonic" --data.download false --trainer.max_time 00:00:10:00
+  run ptb_kru --config configs/ptb/kru.yaml --data.data_dir "$data/ptb" --data.download false \
+    --trainer.max_time 00:00:15:00 --trainer.val_check_interval 500 --trainer.limit_val_batches 50
+fi
