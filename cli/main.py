@@ -11,6 +11,7 @@ from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
+from kruzoo import pretrained
 from kruzoo.datamodules import SequenceDataModule
 from kruzoo.sequence_model import SequenceModel
 
@@ -31,8 +32,27 @@ class KruzooCLI(LightningCLI):
         parser.set_defaults({"resume_checkpoint.every_n_train_steps": 200, "resume_checkpoint.save_top_k": 0,
                              "resume_checkpoint.save_last": True})
 
+    def parse_arguments(self, parser, args):
+        super().parse_arguments(parser, args)
+        # LightningCLI reads --ckpt_path next and a damaged file would fail inside torch with a
+        # message that names neither the file nor the cause: check it loads first.
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and Path(ckpt_path).is_file():
+            try:
+                torch.load(ckpt_path, weights_only=True, map_location="cpu")
+            except Exception as error:  # noqa: BLE001 - truncation shows up as RuntimeError, EOFError, …
+                raise ValueError(
+                    f"--ckpt_path {ckpt_path} is not a readable checkpoint: it is truncated or corrupt "
+                    f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else 'no details'}); "
+                    f"use another checkpoint, e.g. the previous last.ckpt or a best-*.ckpt"
+                ) from error
+
     def before_instantiate_classes(self):
         cfg = self.config.get(self.subcommand) if self.subcommand else self.config
+        ckpt_path = cfg.get("ckpt_path") if cfg is not None else None
+        if isinstance(ckpt_path, str) and ckpt_path.startswith("pretrained:"):
+            cfg.ckpt_path = str(pretrained.path(ckpt_path.removeprefix("pretrained:")))
         if cfg is None or cfg.trainer.logger not in (None, True):
             return
         root = Path(cfg.trainer.default_root_dir or ".") / "runs"

@@ -1,0 +1,85 @@
+"""Pretrained zoo: checkpoints trained by this repo's own configs, shipped inside the package.
+
+``list()`` names them, ``info(name)`` tells how each was trained and what it reached, ``load(name)``
+returns the model in eval mode (sha256 checked, ``weights_only=True``). Each file is a minimal
+Lightning checkpoint, so ``kruzoo test --config CONFIG --ckpt_path pretrained:NAME`` evaluates it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import importlib
+import json
+from pathlib import Path
+
+import torch
+
+from ..registry import get_model_class
+
+FOLDER = Path(__file__).resolve().parent
+INDEX = FOLDER / "index.json"
+
+
+def _index() -> dict[str, dict]:
+    return json.loads(INDEX.read_text()) if INDEX.is_file() else {}
+
+
+def list() -> builtins.list[str]:  # noqa: A001 - the zoo's API name, as in the issue
+    """Names of the shipped checkpoints."""
+    return sorted(_index())
+
+
+def info(name: str) -> dict:
+    """Model, datamodule settings, the metric reached and the commands behind a checkpoint."""
+    index = _index()
+    if name not in index:
+        raise ValueError(f"unknown pretrained checkpoint {name!r}; available: {', '.join(sorted(index)) or 'none'}")
+    return index[name]
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def path(name: str) -> Path:
+    """The checkpoint file of ``name``, after checking its sha256."""
+    entry = info(name)
+    file = FOLDER / entry["file"]
+    if not file.is_file():
+        raise FileNotFoundError(f"pretrained checkpoint {name!r}: {file} is missing from the installed package")
+    actual = sha256_of(file)
+    if actual != entry["sha256"]:
+        raise ValueError(f"pretrained checkpoint {name!r}: {file} has sha256 {actual}, expected {entry['sha256']}; "
+                         "reinstall kruzoo")
+    return file
+
+
+def load(name: str):
+    """The pretrained model in eval mode; ``model.pretrained_info`` holds ``info(name)``."""
+    entry = info(name)
+    checkpoint = torch.load(path(name), map_location="cpu", weights_only=True)
+    cls = get_model_class(entry["model"])
+    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+    model = cls(**hparams)
+    model.on_load_checkpoint(checkpoint)
+    model.load_state_dict(checkpoint["state_dict"])
+    model.pretrained_info = entry
+    return model.eval()
+
+
+def build_datamodule(spec: dict, overrides: dict | None = None):
+    """A datamodule from a config's ``data`` section ({class_path, init_args}) plus overrides."""
+    module, name = spec["class_path"].rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
+    return cls(**{**spec.get("init_args", {}), **(overrides or {})})
+
+
+def datamodule(name: str, **overrides):
+    """The datamodule a pretrained checkpoint was evaluated on (e.g. ``data_dir=...`` to override)."""
+    entry = info(name)
+    return build_datamodule(entry["data"], {**entry.get("evaluation_overrides", {}), **overrides})
