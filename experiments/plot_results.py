@@ -1,0 +1,72 @@
+"""Learning curves (in the spirit of the paper's figures 1-4) and eigenvalue spectra from the runs
+recorded in experiments/logs/<run>/ and their checkpoints.
+
+python experiments/plot_results.py        # writes experiments/figures/*.png
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from scalars import read  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+LOGS, FIGURES = HERE / "logs", HERE / "figures"
+
+# figure -> (runs prefix, metric tag, y label, log scale, baseline)
+CURVES = {
+    "copy": ("copy_", "val/loss", "validation cross-entropy (nats)", True, 10 * math.log(8) / 1020),
+    "adding": ("adding_", "val/loss", "validation MSE", True, 1 / 6),
+    "pmnist": ("pmnist_", "val/acc", "validation accuracy", False, None),
+    "ptb": ("ptb_", "val/bits", "validation bits per character", False, None),
+    "jsb": ("jsb_", "val/loss", "validation NLL per frame (nats)", False, None),
+}
+
+
+def plot_curves() -> list[Path]:
+    written = []
+    for figure, (prefix, tag, ylabel, log, baseline) in CURVES.items():
+        runs = sorted(p for p in LOGS.glob(f"{prefix}*") if p.is_dir())
+        series = {run.name.removeprefix(prefix): read(run).get(tag) for run in runs}
+        series = {k: v for k, v in series.items() if v}
+        if not series:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for model, values in series.items():
+            ax.plot([s for s, _, _ in values], [v for _, v, _ in values], label=model.upper(), marker=".")
+        if baseline is not None:
+            ax.axhline(baseline, color="gray", linestyle="--", label="baseline")
+        ax.set(xlabel="training step", ylabel=ylabel, title=figure)
+        if log:
+            ax.set_yscale("log")
+        ax.legend()
+        fig.tight_layout()
+        out = FIGURES / f"curves_{figure}.png"
+        fig.savefig(out, dpi=110)
+        plt.close(fig)
+        written.append(out)
+    return written
+
+
+def plot_spectra() -> list[Path]:
+    from kruzoo.spectrum import load_checkpoint_model, save_spectrum
+
+    written = []
+    for ckpt in sorted(LOGS.glob("*/last.ckpt")):
+        model = load_checkpoint_model(ckpt)
+        out = FIGURES / f"spectrum_{ckpt.parent.name}.png"
+        save_spectrum(model.recurrent_matrix().detach(), out, title=f"{ckpt.parent.name} (trained)")
+        written.append(out)
+    return written
+
+
+if __name__ == "__main__":
+    FIGURES.mkdir(exist_ok=True)
+    for path in plot_curves() + plot_spectra():
+        print(path.relative_to(HERE.parent))
