@@ -403,7 +403,8 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> kron_matvec_backward_cuda(
   std::vector<at::Tensor> gg = want ? group_grads_from(pl, gacc) : std::vector<at::Tensor>(pl.m);
   if (want && rows == 0)
     for (int k = 0; k < pl.m; ++k)
-      if (pl.g[k].need_grad) gg[k] = at::zeros_like(hp.group_c[k]);
+      if (pl.g[k].need_grad)
+        gg[k] = at::zeros({pl.g[k].p, pl.g[k].q}, x.options().dtype(x.scalar_type() == at::kDouble ? at::kComplexDouble : at::kComplexFloat));
   return {gx, map_group_grads(hp, factors, gg, need)};
 }
 

@@ -1,5 +1,6 @@
 #include "kru_plan.h"
 
+#include <complex>
 #include <cstdlib>
 #include <string>
 
@@ -82,8 +83,26 @@ std::vector<std::pair<int, int>> group_ranges(const std::vector<int64_t>& ps,
   return out;
 }
 
+namespace {
+
+// Factor values as complex doubles on the host (the factors are tiny; reading them directly
+// avoids ~100 small ATen ops per call that made up most of a call's fixed overhead).
+std::vector<std::complex<double>> read_factor(const at::Tensor& f_in) {
+  at::Tensor f = f_in.device().is_cpu() ? f_in.contiguous() : f_in.cpu().contiguous();
+  const int64_t n = f.size(0) * f.size(1);
+  std::vector<std::complex<double>> out(n);
+  AT_DISPATCH_FLOATING_TYPES(f.scalar_type(), "kruzoo_read_factor", [&] {
+    const scalar_t* d = f.data_ptr<scalar_t>();
+    for (int64_t i = 0; i < n; ++i) out[i] = {static_cast<double>(d[2 * i]), static_cast<double>(d[2 * i + 1])};
+  });
+  return out;
+}
+
+}  // namespace
+
 HostPlan make_plan(at::TensorList factors, const std::vector<bool>& need_grad, int64_t min_last,
                    int64_t lane_width) {
+  using cd = std::complex<double>;
   TORCH_CHECK(!factors.empty(), "kruzoo: need at least one factor");
   TORCH_CHECK(need_grad.empty() || need_grad.size() == factors.size(),
               "kruzoo: factor_needs_grad has ", need_grad.size(), " entries for ", factors.size(),
@@ -91,7 +110,7 @@ HostPlan make_plan(at::TensorList factors, const std::vector<bool>& need_grad, i
   const auto dtype = factors[0].scalar_type();
   const auto device = factors[0].device();
   std::vector<int64_t> ps, qs;
-  std::vector<at::Tensor> fc;
+  HostPlan hp;
   for (size_t i = 0; i < factors.size(); ++i) {
     const auto& f = factors[i];
     check_pair(f, "factor", 3);
@@ -101,10 +120,11 @@ HostPlan make_plan(at::TensorList factors, const std::vector<bool>& need_grad, i
     TORCH_CHECK(f.size(0) > 0 && f.size(1) > 0, "kruzoo: empty factor ", i);
     ps.push_back(f.size(0));
     qs.push_back(f.size(1));
-    fc.push_back(at::view_as_complex(f.contiguous()));
+    hp.fvals.push_back(read_factor(f));
   }
+  hp.ps = ps;
+  hp.qs = qs;
 
-  HostPlan hp;
   hp.ranges = group_ranges(ps, qs, min_last, lane_width);
   const int tail = lane_tail_len(ps, qs, lane_width);
   Plan& pl = hp.plan;
@@ -112,28 +132,43 @@ HostPlan make_plan(at::TensorList factors, const std::vector<bool>& need_grad, i
   TORCH_CHECK(pl.m <= kMaxGroups, "kruzoo: at most ", kMaxGroups, " factor groups supported, got ",
               pl.m);
 
-  std::vector<at::Tensor> pieces;
-  int64_t off = 0;
-  auto push = [&](const at::Tensor& re, const at::Tensor& im) {
-    const int64_t start = off;
-    pieces.push_back(re.contiguous().reshape(-1));
-    pieces.push_back(im.contiguous().reshape(-1));
-    off += 2 * re.numel();
+  std::vector<double> packed;
+  // Appends a rows x cols planar matrix (re block, im block) with entries m(r, c).
+  auto push = [&](int64_t rows, int64_t cols, auto&& m) {
+    const int64_t start = static_cast<int64_t>(packed.size());
+    packed.resize(start + 2 * rows * cols);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        const cd v = m(r, c);
+        packed[start + r * cols + c] = v.real();
+        packed[start + rows * cols + r * cols + c] = v.imag();
+      }
     return start;
   };
   for (int g = 0; g < pl.m; ++g) {
     const auto [b, e] = hp.ranges[g];
-    at::Tensor G = fc[b];
-    for (int i = b + 1; i < e; ++i) G = at::kron(G, fc[i]);
-    hp.group_c.push_back(G);
+    // G = F_b (x) ... (x) F_{e-1}  (torch.kron convention)
+    std::vector<cd> G = hp.fvals[b];
+    int64_t gp = ps[b], gq = qs[b];
+    for (int i = b + 1; i < e; ++i) {
+      const int64_t p2 = ps[i], q2 = qs[i];
+      std::vector<cd> K(gp * p2 * gq * q2);
+      for (int64_t r1 = 0; r1 < gp; ++r1)
+        for (int64_t c1 = 0; c1 < gq; ++c1)
+          for (int64_t r2 = 0; r2 < p2; ++r2)
+            for (int64_t c2 = 0; c2 < q2; ++c2)
+              K[(r1 * p2 + r2) * (gq * q2) + c1 * q2 + c2] = G[r1 * gq + c1] * hp.fvals[i][r2 * q2 + c2];
+      G.swap(K);
+      gp *= p2;
+      gq *= q2;
+    }
     Group& gr = pl.g[g];
-    gr.p = static_cast<int>(G.size(0));
-    gr.q = static_cast<int>(G.size(1));
-    const at::Tensor re = at::real(G), im = at::imag(G);
-    gr.off_f = push(re, im);
-    gr.off_ft = push(re.t(), im.t());
-    gr.off_fh = push(re.t(), -im.t());
-    gr.off_fht = push(re, -im);
+    gr.p = static_cast<int>(gp);
+    gr.q = static_cast<int>(gq);
+    gr.off_f = push(gp, gq, [&](int64_t r, int64_t c) { return G[r * gq + c]; });
+    gr.off_ft = push(gq, gp, [&](int64_t r, int64_t c) { return G[c * gq + r]; });
+    gr.off_fh = push(gq, gp, [&](int64_t r, int64_t c) { return std::conj(G[c * gq + r]); });
+    gr.off_fht = push(gp, gq, [&](int64_t r, int64_t c) { return std::conj(G[r * gq + c]); });
     gr.need_grad = 0;
     for (int i = b; i < e && !need_grad.empty(); ++i) gr.need_grad |= need_grad[i] ? 1 : 0;
     gr.lane_tail = 0;
@@ -144,21 +179,16 @@ HostPlan make_plan(at::TensorList factors, const std::vector<bool>& need_grad, i
       //   y[l] = conj(F[bit, bit]) x[l] + conj(F[1-bit, bit]) x[l ^ s]  (adjoint)
       // Stored per factor as 8 vectors: fwd diag re, im, fwd off re, im, adj diag re, im, adj off re, im.
       gr.lane_tail = e - b;
-      gr.off_lane = off;
+      gr.off_lane = static_cast<int64_t>(packed.size());
       const int64_t V = lane_width;
       for (int f = 0; f < e - b; ++f) {
         const int64_t stride = V >> (f + 1);
-        const at::Tensor bits = at::arange(V, at::TensorOptions().dtype(at::kLong).device(device)).div(stride, "floor").remainder(2);
-        const at::Tensor nbits = 1 - bits;
-        const at::Tensor F = fc[b + f];
-        const at::Tensor d = F.index({bits, bits});
-        const at::Tensor o = F.index({bits, nbits});
-        const at::Tensor da = d.conj();
-        const at::Tensor oa = F.index({nbits, bits}).conj();
-        for (const at::Tensor& c : {d, o, da, oa}) {
-          const at::Tensor cc = c.resolve_conj();
-          push(at::real(cc), at::imag(cc));
-        }
+        const auto& F = hp.fvals[b + f];  // 2x2 row major
+        auto bit = [&](int64_t l) { return (l / stride) & 1; };
+        push(1, V, [&](int64_t, int64_t l) { return F[bit(l) * 2 + bit(l)]; });
+        push(1, V, [&](int64_t, int64_t l) { return F[bit(l) * 2 + (1 - bit(l))]; });
+        push(1, V, [&](int64_t, int64_t l) { return std::conj(F[bit(l) * 2 + bit(l)]); });
+        push(1, V, [&](int64_t, int64_t l) { return std::conj(F[(1 - bit(l)) * 2 + bit(l)]); });
       }
     }
   }
@@ -175,13 +205,19 @@ HostPlan make_plan(at::TensorList factors, const std::vector<bool>& need_grad, i
   pl.n_out = inter_size(pl, pl.m);
   pl.max_sz = 0;
   for (int k = 0; k <= pl.m; ++k) pl.max_sz = std::max(pl.max_sz, inter_size(pl, k));
-  hp.packed = at::cat(pieces);
+  at::Tensor t = at::empty({static_cast<int64_t>(packed.size())}, at::TensorOptions().dtype(dtype));
+  AT_DISPATCH_FLOATING_TYPES(dtype, "kruzoo_pack", [&] {
+    scalar_t* d = t.data_ptr<scalar_t>();
+    for (size_t i = 0; i < packed.size(); ++i) d[i] = static_cast<scalar_t>(packed[i]);
+  });
+  hp.packed = device.is_cpu() ? t : t.to(device);
   return hp;
 }
 
 std::vector<at::Tensor> map_group_grads(const HostPlan& hp, at::TensorList factors,
                                         const std::vector<at::Tensor>& group_grads,
                                         const std::vector<bool>& need_grad) {
+  using cd = std::complex<double>;
   std::vector<at::Tensor> out(factors.size());
   for (size_t g = 0; g < hp.ranges.size(); ++g) {
     const auto [b, e] = hp.ranges[g];
@@ -192,34 +228,50 @@ std::vector<at::Tensor> map_group_grads(const HostPlan& hp, at::TensorList facto
       continue;
     }
     // G = F_b (x) ... (x) F_{e-1}: G[(i_b..), (j_b..)] = prod_l F_l[i_l, j_l], so (complex
-    // autograd convention, holomorphic product) dL/dF_l = sum over the other indices of
-    // dL/dG * conj(prod_{l' != l} F_l'[i_l', j_l']).  One einsum per factor that needs it.
+    // autograd convention, holomorphic product) dL/dF_t = sum over the other indices of
+    // dL/dG * conj(prod_{l != t} F_l[i_l, j_l]).  Small: plain loops on the host.
+    const at::Tensor gd = at::view_as_real(gG.to(at::kCPU).to(at::kComplexDouble).contiguous()).contiguous();
+    const double* gp = gd.data_ptr<double>();
     const int n = e - b;
-    TORCH_CHECK(n <= 26, "kruzoo: a group of more than 26 factors");
-    std::vector<int64_t> shape;
-    for (int l = b; l < e; ++l) shape.push_back(factors[l].size(0));
-    for (int l = b; l < e; ++l) shape.push_back(factors[l].size(1));
-    const at::Tensor gv = gG.reshape(shape);
-    auto row = [](int l) { return static_cast<char>('a' + l); };
-    auto col = [](int l) { return static_cast<char>('A' + l); };
-    std::string all;
-    for (int l = 0; l < n; ++l) all += row(l);
-    for (int l = 0; l < n; ++l) all += col(l);
-    for (int t = b; t < e; ++t) {
-      if (!need_grad[t]) continue;
-      std::string eq = all;
-      std::vector<at::Tensor> ops{gv};
-      for (int l = b; l < e; ++l) {
-        if (l == t) continue;
-        eq += ',';
-        eq += row(l - b);
-        eq += col(l - b);
-        ops.push_back(at::view_as_complex(factors[l].contiguous()).conj().resolve_conj());
+    int64_t P = 1, Q = 1;
+    for (int l = b; l < e; ++l) {
+      P *= hp.ps[l];
+      Q *= hp.qs[l];
+    }
+    std::vector<std::vector<cd>> acc(n);
+    for (int l = 0; l < n; ++l) acc[l].assign(hp.ps[b + l] * hp.qs[b + l], cd(0, 0));
+    std::vector<int64_t> ii(n), jj(n);
+    for (int64_t I = 0; I < P; ++I) {
+      int64_t r = I;
+      for (int l = n - 1; l >= 0; --l) {
+        ii[l] = r % hp.ps[b + l];
+        r /= hp.ps[b + l];
       }
-      eq += "->";
-      eq += row(t - b);
-      eq += col(t - b);
-      out[t] = at::view_as_real(at::einsum(eq, ops).contiguous()).contiguous();
+      for (int64_t J = 0; J < Q; ++J) {
+        int64_t c = J;
+        for (int l = n - 1; l >= 0; --l) {
+          jj[l] = c % hp.qs[b + l];
+          c /= hp.qs[b + l];
+        }
+        const cd gv(gp[2 * (I * Q + J)], gp[2 * (I * Q + J) + 1]);
+        for (int t = 0; t < n; ++t) {
+          if (!need_grad[b + t]) continue;
+          cd prod = gv;
+          for (int l = 0; l < n; ++l)
+            if (l != t) prod *= std::conj(hp.fvals[b + l][ii[l] * hp.qs[b + l] + jj[l]]);
+          acc[t][ii[t] * hp.qs[b + t] + jj[t]] += prod;
+        }
+      }
+    }
+    for (int t = 0; t < n; ++t) {
+      if (!need_grad[b + t]) continue;
+      at::Tensor r = at::empty({hp.ps[b + t], hp.qs[b + t], 2}, at::TensorOptions().dtype(at::kDouble));
+      double* rp = r.data_ptr<double>();
+      for (size_t k = 0; k < acc[t].size(); ++k) {
+        rp[2 * k] = acc[t][k].real();
+        rp[2 * k + 1] = acc[t][k].imag();
+      }
+      out[b + t] = r.to(factors[b + t].options());
     }
   }
   for (size_t i = 0; i < factors.size(); ++i)

@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include <complex>
 #include <utility>
 #include <vector>
 
@@ -16,7 +17,8 @@ struct HostPlan {
   Plan plan;
   at::Tensor packed;                        // planar matrices of all groups (real dtype, factors' device)
   std::vector<std::pair<int, int>> ranges;  // user factors [begin, end) of each group
-  std::vector<at::Tensor> group_c;          // complex grouped factors
+  std::vector<std::vector<std::complex<double>>> fvals;  // user factors' values (host, row major)
+  std::vector<int64_t> ps, qs;                            // user factors' shapes
 };
 
 // Which consecutive user factors form each group.  The last group is grown (up to 64x64) until
