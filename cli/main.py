@@ -42,10 +42,11 @@ class KruzooCLI(LightningCLI):
             try:
                 torch.load(ckpt_path, weights_only=True, map_location="cpu")
             except Exception as error:  # noqa: BLE001 - truncation shows up as RuntimeError, EOFError, …
+                detail = str(error).split(". ")[0] or "no details"
                 raise ValueError(
                     f"--ckpt_path {ckpt_path} is not a readable checkpoint: it is truncated or corrupt "
-                    f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else 'no details'}); "
-                    f"use another checkpoint, e.g. the previous last.ckpt or a best-*.ckpt"
+                    f"({type(error).__name__}: {detail}); use another checkpoint, e.g. an earlier "
+                    f"last.ckpt or a best-*.ckpt"
                 ) from error
 
     def before_instantiate_classes(self):
@@ -71,8 +72,10 @@ class KruzooCLI(LightningCLI):
 
     def after_fit(self):
         # The periodic checkpoint may lag the end of training by up to N steps: save the end.
+        if self.trainer.fast_dev_run:  # a smoke test: nothing was logged or saved
+            return
         last = self.trainer.checkpoint_callbacks[-1]
-        if last.dirpath is not None and not self.trainer.fast_dev_run:
+        if last.dirpath is not None:
             self.trainer.save_checkpoint(Path(last.dirpath) / "last.ckpt", weights_only=False)
         log_dir = self.trainer.log_dir  # a collective under DDP: every rank must ask
         if self.trainer.is_global_zero:
@@ -102,7 +105,12 @@ def entry_point() -> None:
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as error:  # noqa: BLE001 - every failure gets the same clear report
-        summary = f"kruzoo: error: {error}".splitlines()[0]
+        # jsonargparse wraps an error raised while instantiating --model/--data in a generic
+        # "Does not validate against any of the Union subtypes": the summary gives the cause.
+        reported = error
+        while reported.__cause__ is not None and str(reported).startswith("Does not validate"):
+            reported = reported.__cause__
+        summary = f"kruzoo: error: {reported}".splitlines()[0]
         print(summary, file=sys.stderr)
         traceback.print_exc()
         print(summary, file=sys.stderr)
