@@ -34,6 +34,12 @@ class DataNotFoundError(FileNotFoundError):
     """Benchmark files are missing and downloading was not allowed (or is not possible)."""
 
 
+class CorruptDataError(ValueError):
+    """A benchmark file is there but its content is not what its format promises (truncated,
+    corrupted, or another file under the expected name). The message names the file and what
+    was expected; the remedy is to replace the file with a verified copy."""
+
+
 def sha256_of(path: str | os.PathLike) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import gzip
-import shutil
-import tempfile
+import math
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torchvision.datasets.mnist import read_image_file, read_label_file
 
 from kruzoo.task import TaskSpec
 
 from .base import SequenceDataModule
-from .download import ensure_files
+from .download import CorruptDataError, ensure_files
 
 NUM_PIXELS = 784
 NUM_CLASSES = 10
+IDX_UBYTE = 0x08  # IDX element type code of unsigned bytes
 VAL_SIZE = 5_000  # the LAST 5,000 images of the official 60K training set
 DEFAULT_PERMUTATION_SEED = 92916
 
@@ -34,15 +35,46 @@ MNIST_SOURCES = {name: (_MIRROR + name, sha) for name, sha in MNIST_FILES.items(
 
 
 def read_idx_gz(path: Path, labels: bool) -> torch.Tensor:
-    """Read a gzipped IDX file with torchvision's reader (which wants an uncompressed path).
+    """The uint8 array of a gzipped IDX file: labels (1-D) or images (3-D).
 
-    The file is decompressed into a private temporary folder, not beside the original, so a
-    read-only ``data_dir`` works."""
-    with tempfile.TemporaryDirectory(prefix="kruzoo-mnist-") as tmp:
-        raw = Path(tmp) / path.name.removesuffix(".gz")
-        with gzip.open(path, "rb") as src, open(raw, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        return (read_label_file if labels else read_image_file)(str(raw))
+    IDX: two zero bytes, the element type (0x08 = unsigned byte), the number of dimensions, then
+    each dimension as a big-endian uint32, then the elements row-major. Anything else — a
+    truncated or corrupted gzip stream, another type or rank, fewer or more elements than the
+    header announces — raises :class:`CorruptDataError` naming the file."""
+    path = Path(path)
+    what, ndim = ("labels", 1) if labels else ("images", 3)
+    try:
+        with gzip.open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise
+    except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError; truncation is EOFError
+        raise CorruptDataError(
+            f"{path}: not a complete gzip file ({type(e).__name__}: {e}); replace it with the published "
+            f"MNIST file (--data.download true verifies its sha256)"
+        ) from None
+    header_size = 4 + 4 * ndim
+    expected_magic = bytes((0, 0, IDX_UBYTE, ndim))
+    if data[:4] != expected_magic:
+        raise CorruptDataError(
+            f"{path}: IDX magic {data[:4].hex()!r}, expected {expected_magic.hex()!r} (unsigned bytes, "
+            f"{ndim}-D {what}); is it the right MNIST file?"
+        )
+    if len(data) < header_size:
+        raise CorruptDataError(f"{path}: {len(data)} bytes, shorter than the {header_size}-byte IDX header; truncated")
+    dims = struct.unpack(f">{ndim}I", data[4:header_size])
+    count = math.prod(dims)
+    if len(data) - header_size != count:
+        raise CorruptDataError(
+            f"{path}: the IDX header announces {what} of shape {dims} ({count} bytes) but {len(data) - header_size} "
+            f"bytes follow it; the file is truncated or corrupted"
+        )
+    return torch.from_numpy(np.frombuffer(data, dtype=np.uint8, offset=header_size).reshape(dims).copy())
+
+
+def _check_labels(labels: torch.Tensor, path: Path) -> None:
+    if len(labels) and int(labels.max()) >= NUM_CLASSES:
+        raise CorruptDataError(f"{path}: label {int(labels.max())} found, MNIST labels are digits 0–9")
 
 
 def mnist_permutation(seed: int = DEFAULT_PERMUTATION_SEED) -> np.ndarray:
@@ -107,15 +139,20 @@ class PixelMNISTDataModule(SequenceDataModule):
         images = read_idx_gz(self.data_dir / "train-images-idx3-ubyte.gz", labels=False)
         labels = read_idx_gz(self.data_dir / "train-labels-idx1-ubyte.gz", labels=True)
         if images.shape != (60_000, 28, 28) or labels.shape != (60_000,):
-            raise ValueError(
+            raise CorruptDataError(
                 f"MNIST training files in {self.data_dir} hold {tuple(images.shape)} images and "
                 f"{tuple(labels.shape)} labels, expected (60000, 28, 28) and (60000,)"
             )
+        _check_labels(labels, self.data_dir / "train-labels-idx1-ubyte.gz")
         cut = len(labels) - VAL_SIZE
         self.datasets["train"] = PixelSequenceDataset(images[:cut], labels[:cut], order)
         self.datasets["val"] = PixelSequenceDataset(images[cut:], labels[cut:], order)
-        self.datasets["test"] = PixelSequenceDataset(
-            read_idx_gz(self.data_dir / "t10k-images-idx3-ubyte.gz", labels=False),
-            read_idx_gz(self.data_dir / "t10k-labels-idx1-ubyte.gz", labels=True),
-            order,
-        )
+        test_images = read_idx_gz(self.data_dir / "t10k-images-idx3-ubyte.gz", labels=False)
+        test_labels = read_idx_gz(self.data_dir / "t10k-labels-idx1-ubyte.gz", labels=True)
+        if test_images.shape[1:] != (28, 28) or len(test_images) != len(test_labels):
+            raise CorruptDataError(
+                f"MNIST test files in {self.data_dir} hold {tuple(test_images.shape)} images and "
+                f"{tuple(test_labels.shape)} labels, expected (n, 28, 28) and (n,)"
+            )
+        _check_labels(test_labels, self.data_dir / "t10k-labels-idx1-ubyte.gz")
+        self.datasets["test"] = PixelSequenceDataset(test_images, test_labels, order)

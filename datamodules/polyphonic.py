@@ -25,7 +25,7 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from kruzoo.task import TaskSpec
 
 from .base import SequenceDataModule
-from .download import DataNotFoundError, download_file, _check_sha256
+from .download import CorruptDataError, DataNotFoundError, download_file, _check_sha256
 
 NUM_KEYS = 88
 LOWEST_NOTE = 21  # A0; the highest key is 108 (C8)
@@ -67,55 +67,95 @@ class _ContainersOnlyUnpickler(pickle.Unpickler):
 
 
 def safe_load_pickle(path: str | Path):
+    """Unpickle ``path`` with :class:`_ContainersOnlyUnpickler`.
+
+    A global or persistent id raises :class:`UnsafePickleError`; any other failure (a truncated
+    or corrupted pickle) raises :class:`CorruptDataError` naming the file."""
     data = Path(path).read_bytes()
     try:  # latin1 reads Python 2 pickles (the originals) whose str keys are byte strings
         return _ContainersOnlyUnpickler(io.BytesIO(data), encoding="latin1").load()
     except UnsafePickleError as e:
         raise UnsafePickleError(f"{path}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - a corrupt pickle fails in many ways (EOF, bad opcode, memo, …)
+        raise CorruptDataError(
+            f"{path}: not a readable pickle ({type(e).__name__}: {e}); replace it with the published file"
+        ) from None
+
+
+def _is_whole_number(note) -> bool:
+    if isinstance(note, bool):
+        return False
+    return isinstance(note, int) or (isinstance(note, float) and note.is_integer())
 
 
 def _notes_to_roll(sequence, where: str) -> np.ndarray:
+    if not isinstance(sequence, (list, tuple)):
+        raise CorruptDataError(f"{where}: expected a list of time steps, got {type(sequence).__name__}")
     roll = np.zeros((len(sequence), NUM_KEYS), dtype=np.uint8)
     for t, notes in enumerate(sequence):
+        if not isinstance(notes, (list, tuple)):
+            raise CorruptDataError(f"{where}, step {t}: expected a tuple of MIDI notes, got {type(notes).__name__}")
         for note in notes:
-            if isinstance(note, bool) or not isinstance(note, (int, float)) or int(note) != note:
-                raise ValueError(f"{where}, step {t}: note {note!r} is not a MIDI note number")
+            if not _is_whole_number(note):
+                raise CorruptDataError(f"{where}, step {t}: note {note!r} is not a MIDI note number")
             if not LOWEST_NOTE <= note < LOWEST_NOTE + NUM_KEYS:
-                raise ValueError(f"{where}, step {t}: MIDI note {note} is outside the piano range 21–108")
+                raise CorruptDataError(f"{where}, step {t}: MIDI note {note} is outside the piano range 21–108")
             roll[t, int(note) - LOWEST_NOTE] = 1
     return roll
 
 
 def read_pickle_rolls(path: str | Path) -> dict[str, list[np.ndarray]]:
-    """{split: [T×88 uint8 piano roll, …]} from a Boulanger-Lewandowski ``.pickle``."""
+    """{split: [T×88 uint8 piano roll, …]} from a Boulanger-Lewandowski ``.pickle``.
+
+    A file that is not such a pickle raises :class:`CorruptDataError` (or
+    :class:`UnsafePickleError` if it asks for code) naming the file."""
     content = safe_load_pickle(path)
     if not isinstance(content, dict):
-        raise ValueError(f"{path}: expected a dict with train/valid/test, got {type(content).__name__}")
-    content = {k.decode() if isinstance(k, bytes) else k: v for k, v in content.items()}
+        raise CorruptDataError(f"{path}: expected a dict with train/valid/test, got {type(content).__name__}")
+    content = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in content.items()}
     rolls = {}
     for split, (key, _) in SPLITS.items():
         if key not in content:
-            raise ValueError(f"{path}: no {key!r} entry (has {sorted(content)})")
-        rolls[split] = [_notes_to_roll(seq, f"{path} {key}[{i}]") for i, seq in enumerate(content[key])]
+            raise CorruptDataError(f"{path}: no {key!r} entry (has {sorted(map(repr, content))})")
+        sequences = content[key]
+        if not isinstance(sequences, (list, tuple)):
+            raise CorruptDataError(f"{path}: {key!r} should be a list of sequences, got {type(sequences).__name__}")
+        rolls[split] = [_notes_to_roll(seq, f"{path} {key}[{i}]") for i, seq in enumerate(sequences)]
     return rolls
 
 
 def read_mat_rolls(path: str | Path) -> dict[str, list[np.ndarray]]:
-    """{split: [T×88 uint8 piano roll, …]} from a TCN ``.mat`` file."""
-    content = scipy.io.loadmat(str(path))
+    """{split: [T×88 uint8 piano roll, …]} from a TCN ``.mat`` file.
+
+    A file scipy cannot read as MATLAB (truncated, corrupted, HDF5-based v7.3) or that does not
+    hold 0/1 T×88 piano rolls raises :class:`CorruptDataError` naming the file."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no .mat file at {path}")
+    try:
+        content = scipy.io.loadmat(str(path))
+    except Exception as e:  # noqa: BLE001 - scipy reports corrupt files as ValueError, OSError, TypeError, …
+        raise CorruptDataError(
+            f"{path}: not a readable MATLAB v5 .mat file ({type(e).__name__}: {e}); replace it with the "
+            f"published file"
+        ) from None
     rolls = {}
     for split, (_, key) in SPLITS.items():
         if key not in content:
             variables = sorted(k for k in content if not k.startswith("__"))
-            raise ValueError(f"{path}: no {key!r} variable (has {variables})")
-        cells = content[key].ravel()
+            raise CorruptDataError(f"{path}: no {key!r} variable (has {variables})")
+        cells = content[key]
+        if not isinstance(cells, np.ndarray):
+            raise CorruptDataError(f"{path} {key}: expected a cell array of piano rolls, got {type(cells).__name__}")
         split_rolls = []
-        for i, cell in enumerate(cells):
-            roll = np.asarray(cell)
-            if roll.ndim != 2 or roll.shape[1] != NUM_KEYS:
-                raise ValueError(f"{path} {key}[{i}]: expected a T×{NUM_KEYS} piano roll, got shape {roll.shape}")
+        for i, cell in enumerate(cells.ravel()):
+            roll = cell if isinstance(cell, np.ndarray) else np.asarray(cell)
+            if roll.ndim != 2 or roll.shape[1] != NUM_KEYS or roll.dtype.kind not in "biuf":
+                raise CorruptDataError(
+                    f"{path} {key}[{i}]: expected a numeric T×{NUM_KEYS} piano roll, got shape {roll.shape} "
+                    f"of {roll.dtype}"
+                )
             if not np.isin(roll, (0, 1)).all():
-                raise ValueError(f"{path} {key}[{i}]: piano roll entries must be 0 or 1")
+                raise CorruptDataError(f"{path} {key}[{i}]: piano roll entries must be 0 or 1")
             split_rolls.append(roll.astype(np.uint8))
         rolls[split] = split_rolls
     return rolls

@@ -14,7 +14,7 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from kruzoo.task import TaskSpec
 
 from .base import SequenceDataModule, _positive
-from .download import ensure_files
+from .download import CorruptDataError, ensure_files
 
 NEWLINE = "\n"
 SPLIT_FILES = {"train": "ptb.char.train.txt", "val": "ptb.char.valid.txt", "test": "ptb.char.test.txt"}
@@ -31,16 +31,26 @@ PTB_SOURCES = {
 
 def read_symbols(path: Path) -> list[str]:
     """The symbols of a ``ptb.char`` file: the space-separated tokens of each line, then a newline
-    token ending the line (``_`` is the word boundary; ``<unk>`` is spelled out as 5 symbols)."""
+    token ending the line (``_`` is the word boundary; ``<unk>`` is spelled out as 5 symbols).
+
+    The published files are ASCII; bytes that are not UTF-8 text, or a last line cut off before
+    its newline, raise :class:`CorruptDataError` naming the file."""
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CorruptDataError(
+            f"{path}: byte {e.start} ({data[e.start:e.start + 1]!r}) is not UTF-8 text; a ptb.char file is "
+            f"ASCII text: replace it with the published file (--data.download true verifies its sha256)"
+        ) from None
     symbols: list[str] = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.endswith(NEWLINE):  # trailing text after the last newline (a lone space)
-                if line.split():
-                    raise ValueError(f"{path}: the last line {line[:40]!r}… has no newline; the file is truncated")
-                continue
-            symbols.extend(line.split())
-            symbols.append(NEWLINE)
+    # Lines end at "\n" only (as written by the publishers); other line breaks are not separators.
+    lines = text.split(NEWLINE)
+    for line in lines[:-1]:
+        symbols.extend(line.split())
+        symbols.append(NEWLINE)
+    if lines[-1].split():  # text after the last newline other than the published lone space
+        raise CorruptDataError(f"{path}: the last line {lines[-1][:40]!r}… has no newline; the file is truncated")
     return symbols
 
 

@@ -23,6 +23,7 @@ dialect sentences SA1/SA2 (the same two texts read by every speaker) are left ou
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from kruzoo.task import TaskSpec
 
 from .base import SequenceDataModule
-from .download import DataNotFoundError
+from .download import CorruptDataError, DataNotFoundError
 
 SAMPLE_RATE = 16_000
 FRAME_LENGTH = 400  # samples: 25 ms
@@ -114,29 +115,128 @@ def _missing_message(root: Path, reason: str) -> str:
     )
 
 
+SPHERE_MAGIC = b"NIST_1A\n"
+_SPHERE_FIELD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*) -(i|r|s[0-9]+) (.*)", re.ASCII)
+_MAX_SPHERE_HEADER = 1 << 16
+
+
+def read_sphere_header(path: Path) -> dict[str, int | float | str]:
+    """The fields of a NIST SPHERE header: ``NIST_1A``, the header size in bytes, then lines
+    ``name -i int`` / ``-r real`` / ``-sN string`` up to ``end_head``.
+
+    Raises :class:`CorruptDataError` naming the file for anything else (missing magic, a header
+    size that is not a number or exceeds the file, an unreadable field, no ``end_head``)."""
+    with open(path, "rb") as f:
+        start = f.read(16)
+        if not start.startswith(SPHERE_MAGIC):
+            raise CorruptDataError(f"{path}: no NIST SPHERE header (expected it to start with 'NIST_1A')")
+        size_text = start[len(SPHERE_MAGIC):]
+        if not re.fullmatch(rb" *[0-9]+\n", size_text):
+            raise CorruptDataError(f"{path}: SPHERE header size {size_text!r} is not a number")
+        header_size = int(size_text)
+        if not 16 < header_size <= _MAX_SPHERE_HEADER:
+            raise CorruptDataError(f"{path}: SPHERE header size {header_size} is not in (16, {_MAX_SPHERE_HEADER}]")
+        header = start + f.read(header_size - 16)
+    if len(header) < header_size:
+        raise CorruptDataError(f"{path}: {len(header)} bytes, shorter than its {header_size}-byte SPHERE header")
+    fields: dict[str, int | float | str] = {"header_size": header_size}
+    try:
+        lines = header[16:].decode("ascii").split("\n")
+    except UnicodeDecodeError:
+        raise CorruptDataError(f"{path}: the SPHERE header is not ASCII text") from None
+    for line in lines:
+        line = line.rstrip()  # tolerate "\r\n" line ends and trailing blanks
+        if line == "end_head":
+            return fields
+        if not line:
+            continue
+        match = _SPHERE_FIELD.fullmatch(line)
+        if match is None:
+            raise CorruptDataError(f"{path}: unreadable SPHERE header line {line[:60]!r}")
+        name, kind, value = match.groups()
+        try:
+            if kind == "i":
+                fields[name] = int(value)
+            elif kind == "r":
+                fields[name] = float(value)
+            else:
+                fields[name] = value
+        except ValueError:
+            raise CorruptDataError(f"{path}: SPHERE header field {name} -{kind} has the value {value!r}") from None
+    raise CorruptDataError(f"{path}: the SPHERE header has no end_head line; the file is truncated or corrupted")
+
+
 def read_audio(path: Path) -> np.ndarray:
-    """16-bit samples of a NIST SPHERE (or RIFF) file, as int16."""
-    samples, rate = soundfile.read(str(path), dtype="int16")
+    """16-bit samples of a NIST SPHERE (or RIFF) file, as int16: 16 kHz mono, at least one frame.
+
+    A SPHERE file's header is checked first (16 kHz, one channel, 2-byte samples, and as many
+    sample bytes after the header as ``sample_count`` announces: a truncated file is an error,
+    not a shorter utterance). Unreadable audio raises :class:`CorruptDataError` naming the file."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        is_sphere = f.read(len(SPHERE_MAGIC)) == SPHERE_MAGIC
+    expected_count = None
+    if is_sphere:
+        header = read_sphere_header(path)
+        for name, value in (("sample_rate", SAMPLE_RATE), ("channel_count", 1), ("sample_n_bytes", 2)):
+            if header.get(name, value) != value:
+                raise CorruptDataError(f"{path}: SPHERE {name} is {header[name]!r}, TIMIT audio has {value}")
+        if header.get("sample_coding", "pcm") != "pcm":
+            raise CorruptDataError(f"{path}: SPHERE sample_coding {header['sample_coding']!r}, expected uncompressed pcm")
+        expected_count = header.get("sample_count")
+        if not isinstance(expected_count, int) or expected_count < 0:
+            raise CorruptDataError(f"{path}: the SPHERE header has no valid sample_count ({expected_count!r})")
+        available = (path.stat().st_size - header["header_size"]) // 2
+        if available < expected_count:
+            raise CorruptDataError(
+                f"{path}: the SPHERE header announces {expected_count} samples but the file holds {available}; "
+                f"it is truncated"
+            )
+    try:
+        samples, rate = soundfile.read(str(path), dtype="int16")
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        raise CorruptDataError(f"{path}: unreadable audio ({e}); expected NIST SPHERE or RIFF 16-bit PCM") from None
     if rate != SAMPLE_RATE:
-        raise ValueError(f"{path}: sample rate {rate} Hz, TIMIT audio is {SAMPLE_RATE} Hz")
+        raise CorruptDataError(f"{path}: sample rate {rate} Hz, TIMIT audio is {SAMPLE_RATE} Hz")
     if samples.ndim != 1:
-        raise ValueError(f"{path}: expected mono audio, got {samples.shape[1]} channels")
+        raise CorruptDataError(f"{path}: expected mono audio, got {samples.shape[1]} channels")
+    if expected_count is not None and len(samples) != expected_count:
+        raise CorruptDataError(f"{path}: read {len(samples)} samples, the SPHERE header announces {expected_count}")
+    if len(samples) < FRAME_LENGTH:
+        raise CorruptDataError(
+            f"{path}: {len(samples)} samples, shorter than one {FRAME_LENGTH}-sample (25 ms) analysis frame"
+        )
     return samples
 
 
+_PHN_LINE = re.compile(r"\s*([0-9]+)\s+([0-9]+)\s+(\S+)\s*", re.ASCII)
+
+
 def read_phn(path: Path) -> list[tuple[int, int, str]]:
-    """(start sample, end sample, phone) spans of a .PHN file."""
+    """(start sample, end sample, phone) spans of a .PHN file (ASCII lines ``start end phone``).
+
+    Anything else — non-ASCII bytes, a malformed line, an end before its start, a phone not
+    among the 61 — raises :class:`CorruptDataError` naming the file and line."""
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError as e:
+        raise CorruptDataError(f"{path}: byte {e.start} is not ASCII; a .PHN file is ASCII text") from None
     spans = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
-        fields = line.split()
-        if len(fields) != 3 or not fields[0].isdigit() or not fields[1].isdigit():
-            raise ValueError(f"{path}:{lineno}: expected 'start end phone', got {line!r}")
-        phone = fields[2].lower()
+        match = _PHN_LINE.fullmatch(line)
+        if match is None:
+            raise CorruptDataError(f"{path}:{lineno}: expected 'start end phone', got {line!r}")
+        start, end, phone = int(match[1]), int(match[2]), match[3].lower()
+        if end < start:
+            raise CorruptDataError(f"{path}:{lineno}: the span ends (sample {end}) before it starts ({start})")
         if phone not in PHONE_INDEX:
-            raise ValueError(f"{path}:{lineno}: unknown phone {fields[2]!r}; TIMIT has the 61 phones {PHONES}")
-        spans.append((int(fields[0]), int(fields[1]), phone))
+            raise CorruptDataError(
+                f"{path}:{lineno}: unknown phone {match[3]!r}; TIMIT has the 61 phones {PHONES}"
+            )
+        spans.append((start, end, phone))
     return spans
 
 
