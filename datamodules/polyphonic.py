@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import reprlib
 from pathlib import Path
 
 import numpy as np
@@ -49,12 +50,19 @@ class UnsafePickleError(pickle.UnpicklingError):
     """The pickle asks for a global (a class or function): refused, since unpickling runs code."""
 
 
-class _ContainersOnlyUnpickler(pickle.Unpickler):
+class _ContainersOnlyUnpickler(pickle._Unpickler):
     """Loads only what the published music pickles contain (dicts, lists, tuples, ints, strings).
 
     Every global lookup (``find_class``) is refused before anything is called, so a crafted file
     cannot run code (os.system, eval, …); ``persistent_load`` is refused too. The files need no
     globals, so nothing is admitted.
+
+    Why the pure-Python unpickler (``pickle._Unpickler``): the C one allocates a buffer of a
+    counted argument's declared length, and grows its memo array to a declared index, before
+    checking the file holds them, so one corrupted length or memo index makes it allocate (and
+    touch) gigabytes. The Python one reads counted arguments with ``read(n)`` (never more than
+    the file's bytes) and keeps the memo in a dict. It is as fast as needed: 0.7 s for the
+    largest published pickle (Nottingham, 4 MB).
     """
 
     def find_class(self, module: str, name: str):
@@ -63,7 +71,7 @@ class _ContainersOnlyUnpickler(pickle.Unpickler):
         )
 
     def persistent_load(self, pid):
-        raise UnsafePickleError(f"refusing persistent id {pid!r} in a music pickle")
+        raise UnsafePickleError(f"refusing persistent id {reprlib.repr(pid)} in a music pickle")
 
 
 def safe_load_pickle(path: str | Path):
@@ -97,7 +105,7 @@ def _notes_to_roll(sequence, where: str) -> np.ndarray:
             raise CorruptDataError(f"{where}, step {t}: expected a tuple of MIDI notes, got {type(notes).__name__}")
         for note in notes:
             if not _is_whole_number(note):
-                raise CorruptDataError(f"{where}, step {t}: note {note!r} is not a MIDI note number")
+                raise CorruptDataError(f"{where}, step {t}: note {reprlib.repr(note)} is not a MIDI note number")
             if not LOWEST_NOTE <= note < LOWEST_NOTE + NUM_KEYS:
                 raise CorruptDataError(f"{where}, step {t}: MIDI note {note} is outside the piano range 21–108")
             roll[t, int(note) - LOWEST_NOTE] = 1
@@ -116,7 +124,7 @@ def read_pickle_rolls(path: str | Path) -> dict[str, list[np.ndarray]]:
     rolls = {}
     for split, (key, _) in SPLITS.items():
         if key not in content:
-            raise CorruptDataError(f"{path}: no {key!r} entry (has {sorted(map(repr, content))})")
+            raise CorruptDataError(f"{path}: no {key!r} entry (has {sorted(map(reprlib.repr, content))})")
         sequences = content[key]
         if not isinstance(sequences, (list, tuple)):
             raise CorruptDataError(f"{path}: {key!r} should be a list of sequences, got {type(sequences).__name__}")
