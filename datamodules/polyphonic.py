@@ -84,9 +84,15 @@ def safe_load_pickle(path: str | Path):
         return _ContainersOnlyUnpickler(io.BytesIO(data), encoding="latin1").load()
     except UnsafePickleError as e:
         raise UnsafePickleError(f"{path}: {e}") from None
-    except Exception as e:  # noqa: BLE001 - a corrupt pickle fails in many ways (EOF, bad opcode, memo, …)
+    except EOFError:
         raise CorruptDataError(
-            f"{path}: not a readable pickle ({type(e).__name__}: {e}); replace it with the published file"
+            f"{path}: not a readable pickle (the data ends before the pickle does: the file is truncated); "
+            f"replace it with the published file"
+        ) from None
+    except Exception as e:  # noqa: BLE001 - a corrupt pickle fails in many ways (bad opcode, memo, stack, …)
+        raise CorruptDataError(
+            f"{path}: not a readable pickle ({type(e).__name__}: {reprlib.repr(str(e))}); replace it with the "
+            f"published file"
         ) from None
 
 
