@@ -605,14 +605,21 @@ void step_backward(const S* __restrict__ wr, const S* __restrict__ wi, const S* 
   }
 }
 
-// Software prefetch of the next time step's rows (n scalars from p).  The backward walks time
-// in reverse, a pattern the hardware prefetchers follow poorly: without this the backward spent
-// most of its time waiting for grad_hs / ux / hs rows from memory.
+// Optional software prefetch of the next time step's rows (n scalars from p).  Off by default
+// (build with -DKRU_PREFETCH=1 to try): profiling showed the backward's time at the loads of the
+// grad_hs / ux / hs rows, i.e. memory bound, and explicit prefetches only moved the stall onto
+// the prefetch instructions (fill buffers full) without a measurable gain.
+#ifndef KRU_PREFETCH
+#define KRU_PREFETCH 0
+#endif
+constexpr bool kPrefetch = KRU_PREFETCH != 0;
+
 template <typename S>
 inline void prefetch_rows(const S* p, int64_t n) {
 #if defined(__GNUC__) || defined(__clang__)
   const char* c = reinterpret_cast<const char*>(p);
-  for (int64_t off = 0; off < n * static_cast<int64_t>(sizeof(S)); off += 64) __builtin_prefetch(c + off, 0, 3);
+  if (kPrefetch)
+    for (int64_t off = 0; off < n * static_cast<int64_t>(sizeof(S)); off += 64) __builtin_prefetch(c + off, 0, 3);
 #else
   (void)p;
   (void)n;
