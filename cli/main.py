@@ -49,6 +49,12 @@ class KruzooCLI(LightningCLI):
                     f"last.ckpt or a best-*.ckpt"
                 ) from error
 
+    def _parse_ckpt_path(self) -> None:
+        # Lightning would re-parse the model from the checkpoint's hyperparameters, which resets
+        # every init arg they lack (the optimizer: a resumed RMSprop run silently became Adam).
+        # The config given is authoritative; SequenceModel.on_load_checkpoint refuses a mismatch.
+        return
+
     def before_instantiate_classes(self):
         cfg = self.config.get(self.subcommand) if self.subcommand else self.config
         ckpt_path = cfg.get("ckpt_path") if cfg is not None else None
