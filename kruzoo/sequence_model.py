@@ -130,7 +130,16 @@ class SequenceModel(LightningModule):
         if norms:  # empty when nothing has a gradient
             self.log("train/grad_norm", norms["grad_2.0_norm_total"], on_step=True, on_epoch=False)
 
-    # -- checkpoints: refuse one written by another model with a clear message -----------------
+    # -- checkpoints: refuse unreadable ones and those of another model with a clear message ---
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):
+        try:  # torch's own error for a truncated file does not name it
+            torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise ValueError(f"{checkpoint_path} is not a readable checkpoint: it is truncated or corrupt "
+                             f"({type(error).__name__}: {error})") from error
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["kruzoo_model"] = _class_path(type(self))
 
