@@ -146,6 +146,9 @@ def ops_registered() -> bool:
 def load(require: bool = False) -> bool:
     """Build/load the fused ops once per process.  On failure: one warning and False (or the
     exception itself when ``require``)."""
+    if _state["tried"] and (_state["ok"] or not require):
+        # Fast path without the lock: also what torch.compile traces through on every call.
+        return bool(_state["ok"])
     with _lock:
         if not _state["tried"]:
             _state["tried"] = True
