@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.utilities import grad_norm, rank_zero_info
+from lightning.pytorch.utilities import grad_norm, rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
 from .head import Head, TaskMetrics, detach_state
@@ -46,6 +46,7 @@ class SequenceModel(LightningModule):
         for stage in STAGES:  # attributes, not a ModuleDict: "train" would shadow Module.train
             setattr(self, f"{stage}_metrics", TaskMetrics(self.task))
         self._states: dict[str, object] = {}
+        self.skipped_updates = 0  # updates dropped for a non-finite gradient (see on_before_optimizer_step)
 
     def set_core(self, core: nn.Module) -> None:
         self.core = core
@@ -127,8 +128,22 @@ class SequenceModel(LightningModule):
 
     def on_before_optimizer_step(self, optimizer) -> None:
         norms = grad_norm(self, norm_type=2)
-        if norms:  # empty when nothing has a gradient
-            self.log("train/grad_norm", norms["grad_2.0_norm_total"], on_step=True, on_epoch=False)
+        if not norms:  # empty when nothing has a gradient
+            return
+        total = norms["grad_2.0_norm_total"]
+        self.log("train/grad_norm", total, on_step=True, on_epoch=False)
+        if not torch.isfinite(torch.as_tensor(total)):
+            # A finite loss with an overflowing gradient (e.g. BPTT through many modReLU units at
+            # z = 0 with a positive bias, whose derivative is ~b/sqrt(eps)): clipping cannot rescue
+            # an inf norm, and the update would turn every weight into NaN. Drop this update (no
+            # optimizer state changes: parameters without .grad are skipped), as AMP's scaler does.
+            # Under DDP the gradients are already all-reduced, so every rank skips together.
+            self.skipped_updates += 1
+            rank_zero_warn(f"non-finite gradient norm at global step {self.global_step}: update skipped "
+                           f"({self.skipped_updates} so far)")
+            for p in self.parameters():
+                p.grad = None
+        self.log("train/skipped_updates", float(self.skipped_updates), on_step=True, on_epoch=False)
 
     # -- checkpoints: refuse unreadable ones and those of another model with a clear message ---
     @classmethod
@@ -142,8 +157,10 @@ class SequenceModel(LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["kruzoo_model"] = _class_path(type(self))
+        checkpoint["kruzoo_skipped_updates"] = self.skipped_updates
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.skipped_updates = checkpoint.get("kruzoo_skipped_updates", 0)
         saved = checkpoint.get("kruzoo_model") or checkpoint.get("hyper_parameters", {}).get("_class_path")
         mine = _class_path(type(self))
         # Compare class names: the same class has two paths (kruzoo.models.KRU, kruzoo.models.kru.KRU).

@@ -92,10 +92,12 @@ class FURNN(SequenceModel):
             torch.nn.utils.clip_grad_norm_(grads, gradient_clip_val)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
         if self.manifold_optimizer is not None:
             checkpoint[MANIFOLD_OPTIMIZER_KEY] = self.manifold_optimizer.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
         state = checkpoint.get(MANIFOLD_OPTIMIZER_KEY)
         if state is None:
             return

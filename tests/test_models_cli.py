@@ -149,3 +149,19 @@ def test_checkpoint_of_another_model_is_refused_with_its_name(tmp_path):
     with pytest.raises(ValueError, match=r"does not fit this KRU \(core.bias: checkpoint \(16,\) vs model \(8,\); "
                                          r".*'hidden_size': 16"):
         model.on_load_checkpoint(torch.load(other, weights_only=True))
+
+
+def test_non_finite_gradient_skips_the_update_and_keeps_weights_finite(tmp_path):
+    dm = AddingDataModule(seq_len=5, train_size=8, val_size=4, test_size=4, batch_size=4)
+    model = RNN(task=dm.task.as_dict(), hidden_size=4)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    # The loss stays finite; only the gradient overflows (as BPTT through modReLU at z = 0 can).
+    model.core.rnn.weight_hh_l0.register_hook(lambda g: g * float("inf"))
+    trainer = Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                      gradient_clip_val=1.0, limit_val_batches=0, default_root_dir=tmp_path)
+    with pytest.warns(UserWarning, match=r"non-finite gradient norm at global step 0: update skipped"):
+        trainer.fit(model, dm)
+    assert model.skipped_updates == 2
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k  # no update at all, not even a NaN one
+    assert not trainer.optimizers[0].state  # the optimizer's statistics were not touched either
