@@ -11,7 +11,8 @@ run() {  # name, then kruzoo fit arguments
   echo "== $(date -u +%FT%TZ) $name: kruzoo fit $*"
   OMP_NUM_THREADS=1 kruzoo fit "$@" --trainer.default_root_dir "$out/$name" --trainer.enable_progress_bar false \
     > "$out/$name.log" 2>&1
-  echo "== $(date -u +%FT%TZ) $name exit $?"
+  local rc=$?
+  echo "== $(date -u +%FT%TZ) $name exit $rc"
 }
 if [ "$lane" = a ]; then
   run copy_kru --config configs/copy/kru.yaml --trainer.max_steps 20000 --trainer.val_check_interval 500 --data.val_size 200
