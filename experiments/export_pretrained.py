@@ -76,7 +76,8 @@ def main() -> None:
         "parameters": params,
         "global_step": checkpoint["global_step"],
         "test_metrics": full,
-        "evaluation_overrides": overrides,
+        # Where the files were is this machine's business, not a setting of the evaluation.
+        "evaluation_overrides": {k: v for k, v in overrides.items() if k not in ("data_dir", "download")},
         "golden": {"test_batches": args.golden_batches, "metrics": golden},
         "train_command": args.train_command,
         "wall_time": args.wall_time,
