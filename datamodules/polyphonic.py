@@ -15,10 +15,12 @@ from __future__ import annotations
 import io
 import pickle
 import reprlib
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 import torch
 from torch.utils.data import Dataset
 from torchdata.stateful_dataloader import StatefulDataLoader
@@ -138,6 +140,39 @@ def read_pickle_rolls(path: str | Path) -> dict[str, list[np.ndarray]]:
     return rolls
 
 
+def _loadmat_isolated(path: Path) -> dict:
+    """scipy.io.loadmat in a child interpreter: on a corrupt file scipy's C reader can segfault
+    (seen here), which must end in a CorruptDataError, not in the death of the training process.
+    Returns {variable: object array of cells} for the piano-roll variables, plus the names of all."""
+    child = Path(__file__).with_name("_loadmat_child.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "cells.npz"
+        run = subprocess.run([sys.executable, str(child), str(path), str(out)], capture_output=True, text=True)
+        if run.returncode != 0:
+            reason = run.stderr.strip().splitlines()[-1] if run.stderr.strip() else f"exit status {run.returncode}"
+            if run.returncode < 0:
+                reason = f"scipy crashed reading it (signal {-run.returncode})"
+            raise CorruptDataError(f"{path}: {reason}; replace it with the published file")
+        with np.load(out, allow_pickle=False) as npz:
+            content: dict = {name: None for name in npz["__variables__"].tolist()}
+            for name in npz.files:
+                if name == "__variables__":
+                    continue
+                key, index = name.rsplit(":", 1)
+                if not isinstance(content.get(key), dict):
+                    content[key] = {}
+                content[key][int(index)] = npz[name]
+    for key, cells in content.items():
+        if isinstance(cells, dict):
+            array = np.empty(len(cells), dtype=object)
+            for i in range(len(cells)):
+                array[i] = cells[i]
+            content[key] = array
+        elif cells is None:
+            content[key] = object()  # present, but not a cell array of numbers
+    return content
+
+
 def read_mat_rolls(path: str | Path) -> dict[str, list[np.ndarray]]:
     """{split: [T×88 uint8 piano roll, …]} from a TCN ``.mat`` file.
 
@@ -145,13 +180,7 @@ def read_mat_rolls(path: str | Path) -> dict[str, list[np.ndarray]]:
     hold 0/1 T×88 piano rolls raises :class:`CorruptDataError` naming the file."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"no .mat file at {path}")
-    try:
-        content = scipy.io.loadmat(str(path))
-    except Exception as e:  # noqa: BLE001 - scipy reports corrupt files as ValueError, OSError, TypeError, …
-        raise CorruptDataError(
-            f"{path}: not a readable MATLAB v5 .mat file ({type(e).__name__}: {e}); replace it with the "
-            f"published file"
-        ) from None
+    content = _loadmat_isolated(Path(path))
     rolls = {}
     for split, (_, key) in SPLITS.items():
         if key not in content:
