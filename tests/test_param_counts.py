@@ -83,3 +83,23 @@ def test_config_parameter_count(task, model):
         assert abs(total - paper) <= 0.1 * paper, f"{config}: {total:,} vs the paper's ≈{paper:,}"
     else:  # not in the paper: the header states our count
         assert f"{total:,}" in header, f"{config} must state its count {total:,}"
+
+
+REAL_DATA = ("mnist", "pmnist", "ptb", "jsb", "nottingham", "musedata", "pianomidi", "timit")
+# The paper's pMNIST counts (Arjovsky et al.'s and Wisdom et al.'s models as the KRU paper lists them).
+PAPER_PMNIST = {"urnn": (512, 16_000), "furnn": (512, 540_000)}
+
+
+@pytest.mark.parametrize("folder", REAL_DATA)
+@pytest.mark.parametrize("model", ["urnn", "furnn", "kru_lstm"])
+def test_real_data_zoo_config_states_its_count(folder, model):
+    """The real-data configs of the zoo's models build (datamodules are not touched on disk) and
+    their headers state their exact count; on pMNIST the paper's uRNN/fuRNN counts hold within 10%."""
+    config = CONFIGS / folder / f"{model}.yaml"
+    built = build(config)
+    counts = built.parameter_counts()
+    assert f"{counts['total']:,} parameters ({counts['recurrent']:,} recurrent)" in config.read_text()
+    if folder == "pmnist" and model in PAPER_PMNIST:
+        n, paper = PAPER_PMNIST[model]
+        assert built.core.hidden_size == n
+        assert abs(counts["total"] - paper) <= 0.1 * paper
