@@ -27,4 +27,6 @@ else
   run jsb_lstm --config configs/jsb/lstm.yaml --data.data_dir "$data/polyphonic" --data.download false --trainer.max_time 00:00:10:00
   run ptb_kru --config configs/ptb/kru.yaml --data.data_dir "$data/ptb" --data.download false \
     --trainer.max_time 00:00:15:00 --trainer.val_check_interval 500 --trainer.limit_val_batches 50
+  run ptb_lstm --config configs/ptb/lstm.yaml --data.data_dir "$data/ptb" --data.download false \
+    --trainer.max_time 00:00:15:00 --trainer.val_check_interval 500 --trainer.limit_val_batches 50
 fi
