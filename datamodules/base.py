@@ -39,6 +39,8 @@ class SequenceDataModule(LightningDataModule):
     def task(self) -> TaskSpec:
         raise NotImplementedError(f"{type(self).__name__} must define its task")
 
+    collate_fn = None  # e.g. padding with masks for variable-length sequences (a staticmethod)
+
     def _loader(self, split: str, shuffle: bool) -> StatefulDataLoader:
         if split not in self.datasets:
             self.setup("fit" if split in ("train", "val") else "test")
@@ -46,6 +48,7 @@ class SequenceDataModule(LightningDataModule):
             self.datasets[split],
             batch_size=self.batch_size,
             shuffle=shuffle and not self.task.stateful,
+            collate_fn=self.collate_fn,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torchdata.stateful_dataloader import StatefulDataLoader
 
 from kruzoo.task import TaskSpec
 
@@ -249,6 +248,8 @@ class PolyphonicMusicDataModule(SequenceDataModule):
     you pass as ``sha256`` (required for musedata and pianomidi, which have none built in).
     """
 
+    collate_fn = staticmethod(pad_collate)
+
     def __init__(self, name: str = "jsb", data_dir: str = "data/polyphonic", download: bool = False,
                  sha256: str | None = None, batch_size: int = 1, num_workers: int = 0):
         super().__init__(batch_size, num_workers)
@@ -303,14 +304,3 @@ class PolyphonicMusicDataModule(SequenceDataModule):
         for split in SPLITS:
             self.datasets[split] = PianoRollDataset(rolls[split], f"{source} {split}")
 
-    def _loader(self, split: str, shuffle: bool) -> StatefulDataLoader:
-        if split not in self.datasets:
-            self.setup("fit" if split in ("train", "val") else "test")
-        return StatefulDataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            collate_fn=pad_collate,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )

@@ -33,7 +33,6 @@ import torch
 import torchaudio.compliance.kaldi as kaldi
 import torchaudio.functional as AF
 from torch.utils.data import Dataset
-from torchdata.stateful_dataloader import StatefulDataLoader
 
 from kruzoo.task import TaskSpec
 
@@ -312,6 +311,8 @@ class TIMITDataModule(SequenceDataModule):
     ``setup`` (tens of seconds on the full corpus) and kept in memory.
     """
 
+    collate_fn = staticmethod(pad_collate_masked)
+
     def __init__(self, data_dir: str = "data/timit", core_test: bool = False, include_sa: bool = False,
                  val_fraction: float = 0.1, val_seed: int = 0, batch_size: int = 1, num_workers: int = 0):
         super().__init__(batch_size, num_workers)
@@ -371,14 +372,3 @@ class TIMITDataModule(SequenceDataModule):
         for split, (features, labels, masks) in loaded.items():
             self.datasets[split] = TIMITFrames(utterances[split], features, labels, masks, self.mean, self.std)
 
-    def _loader(self, split: str, shuffle: bool) -> StatefulDataLoader:
-        if split not in self.datasets:
-            self.setup("fit" if split in ("train", "val") else "test")
-        return StatefulDataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            collate_fn=pad_collate_masked,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )

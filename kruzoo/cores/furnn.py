@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import ops
-from .kru import haar_unitary
+from .kru import ComplexInputProjection, haar_unitary
 
 
 class FURNNCore(nn.Module):
@@ -28,7 +28,7 @@ class FURNNCore(nn.Module):
         self.hidden_size = hidden_size
         self.feature_size = 2 * hidden_size
         self.eps = eps
-        self.input_proj = nn.Linear(input_size, 2 * hidden_size, bias=False)
+        self.input_proj = ComplexInputProjection(input_size, hidden_size)
         self.weight = nn.Parameter(torch.view_as_real(haar_unitary(hidden_size, hidden_size)).clone())
         self.bias = nn.Parameter(torch.zeros(hidden_size))
 
@@ -39,8 +39,8 @@ class FURNNCore(nn.Module):
         return torch.view_as_complex(self.weight.detach()).clone()
 
     def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        B, T, _ = x.shape
-        ux = torch.view_as_complex(self.input_proj(x).reshape(B, T, self.hidden_size, 2))
+        B = x.shape[0]
+        ux = self.input_proj(x)
         h = ux.new_zeros(B, self.hidden_size) if state is None else state
         w_t = torch.view_as_complex(self.weight).mT  # rows of h times Wᵀ = (W h) for each row
         out = []

@@ -63,6 +63,17 @@ def resolve_factor_shapes(
     return [(factor_size, factor_size)] * max(k, 1)
 
 
+class ComplexInputProjection(nn.Linear):
+    """U x_t for a complex N×d matrix U, stored as a real Linear to 2N outputs read as interleaved
+    (re, im) pairs; all T steps in one batched matmul. Shared by the complex cores."""
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__(input_size, 2 * hidden_size, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.view_as_complex(super().forward(x).unflatten(-1, (-1, 2)))
+
+
 class KroneckerFactors(nn.Module):
     """Complex factors W_1..W_k, stored as real (p, q, 2) parameters (view_as_real layout) so
     that every optimizer, DDP and ``weights_only`` checkpoints handle them as plain floats."""
@@ -101,8 +112,7 @@ class KRUCore(nn.Module):
         self.hidden_size = hidden_size
         self.feature_size = 2 * hidden_size
         self.eps = eps
-        # U is complex N×d, stored as a real Linear to 2N outputs read as interleaved (re, im).
-        self.input_proj = nn.Linear(input_size, 2 * hidden_size, bias=False)
+        self.input_proj = ComplexInputProjection(input_size, hidden_size)
         self.factors = KroneckerFactors(shapes)
         self.bias = nn.Parameter(torch.zeros(hidden_size))
         if freeze_recurrence:
@@ -118,8 +128,8 @@ class KRUCore(nn.Module):
         return self.factors.penalty()
 
     def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        B, T, _ = x.shape
-        ux = torch.view_as_complex(self.input_proj(x).reshape(B, T, self.hidden_size, 2))
+        B = x.shape[0]
+        ux = self.input_proj(x)
         if state is None:
             state = ux.new_zeros(B, self.hidden_size)
         hs = ops.kru_recurrence(ux, state, self.factors.complex(), self.bias, self.eps)

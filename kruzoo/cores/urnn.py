@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import ops
+from .kru import ComplexInputProjection
 
 
 def dft_matrix(n: int, dtype: torch.dtype = torch.complex128) -> Tensor:
@@ -41,7 +42,7 @@ class URNNCore(nn.Module):
         self.hidden_size = hidden_size
         self.feature_size = 2 * hidden_size
         self.eps = eps
-        self.input_proj = nn.Linear(input_size, 2 * hidden_size, bias=False)
+        self.input_proj = ComplexInputProjection(input_size, hidden_size)
         # Initialisation of Arjovsky et al.: phases U[−π, π], reflection vectors U[−1, 1]².
         self.phases = nn.Parameter(torch.empty(3, hidden_size).uniform_(-math.pi, math.pi))
         self.reflections = nn.Parameter(torch.empty(2, hidden_size, 2).uniform_(-1.0, 1.0))
@@ -88,8 +89,8 @@ class URNNCore(nn.Module):
         return d3 @ reflection[1] @ dft.mH @ d2 @ perm @ reflection[0] @ dft @ d1
 
     def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        B, T, _ = x.shape
-        ux = torch.view_as_complex(self.input_proj(x).reshape(B, T, self.hidden_size, 2))
+        B = x.shape[0]
+        ux = self.input_proj(x)
         h = ux.new_zeros(B, self.hidden_size) if state is None else state
         diagonals, units = self._operators()  # once per sequence, not per step
         out = []
