@@ -67,11 +67,13 @@ KRU_HD S kru_sqrt(S x) {
 
 // modReLU forward on one complex element:  mag = sqrt(re^2 + im^2 + eps),
 // h = a * relu(mag + b) / mag.  Written without branches so that the CPU loops vectorise.
+// At a = 0 exactly the scale is taken as 0 (same value, h = 0); see modrelu_bwd for why.
 template <typename S>
 KRU_HD void modrelu_fwd(S ar, S ai, S b, S eps, S& hr, S& hi) {
-  const S mag = kru_sqrt(ar * ar + ai * ai + eps);
+  const S a2 = ar * ar + ai * ai;
+  const S mag = kru_sqrt(a2 + eps);
   const S act = mag + b;
-  const S s = act > S(0) ? act / mag : S(0);
+  const S s = (act > S(0) && a2 > S(0)) ? act / mag : S(0);
   hr = ar * s;
   hi = ai * s;
 }
@@ -80,13 +82,17 @@ KRU_HD void modrelu_fwd(S ar, S ai, S b, S eps, S& hr, S& hi) {
 // for the gradient of a real loss w.r.t. a complex tensor).  Returns the same for a and the
 // contribution to dL/db.  With s = 1 + b/mag on the active side:
 //   dL/da = s * g + a * (-b * <a, g> / mag^3),   dL/db = <a, g> / mag,   <a, g> = ar gr + ai gi.
-// relu'(0) = 0 as in torch.relu.
+// relu'(0) = 0 as in torch.relu.  At a = 0 exactly the derivative is taken as 0, not the smoothed
+// 1 + b/sqrt(eps): a = 0 only while the state is still h_0 = 0 and the input is 0 (pixel MNIST's
+// blank prefix), where no parameter gradient flows anyway (dL/dW ~ h = 0, dL/dU ~ x = 0,
+// dL/db ~ <a, g> = 0), but a factor of 1 + b/sqrt(eps) per step overflowed BPTT to inf, then NaN.
 template <typename S>
 KRU_HD void modrelu_bwd(S ar, S ai, S b, S eps, S gr, S gi, S& gar, S& gai, S& gb) {
-  const S mag = kru_sqrt(ar * ar + ai * ai + eps);
+  const S a2 = ar * ar + ai * ai;
+  const S mag = kru_sqrt(a2 + eps);
   const S inv = S(1) / mag;
   const S act = mag + b;
-  const S on = act > S(0) ? S(1) : S(0);
+  const S on = (act > S(0) && a2 > S(0)) ? S(1) : S(0);
   const S s = on * act * inv;
   const S dot = ar * gr + ai * gi;
   const S c = -on * b * dot * inv * inv * inv;

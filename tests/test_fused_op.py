@@ -88,6 +88,35 @@ def test_recurrence_matches_reference_float64(name, fuse_env, monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=lambda m, lab=lab: f"grad {lab}: {m}")
 
 
+@pytest.mark.parametrize("impl", ["fused", "reference"])
+def test_blank_prefix_changes_no_gradient(impl):
+    """A run of zero inputs from h_0 = 0 keeps h = 0 (pixel MNIST's blank prefix). Prepending one
+    must change neither the later states nor any parameter gradient; with modReLU's smoothed slope
+    1 + b/√eps ≈ 501 per step at z = 0, 300 blank steps overflowed backpropagation to inf/NaN."""
+    fn = fused.kru_recurrence if impl == "fused" else reference.kru_recurrence
+    shapes = [(2, 2)] * 4
+    ux, _, factors, bias = make_inputs(shapes, 2, 5, seed=11)
+    bias = bias.abs() + 0.5  # b > 0: the unit stays on at z = 0, the case that overflowed
+    h0 = torch.zeros(2, 16, dtype=torch.complex128)
+    blank = torch.cat([torch.zeros(2, 300, 16, dtype=torch.complex128), ux], dim=1)
+    cot = torch.randn_like(ux)
+
+    def param_grads(u, c):
+        fs = [f.clone().requires_grad_() for f in factors]
+        b = bias.clone().requires_grad_()
+        hs = fn(u, h0, fs, b, 1e-6)
+        ((hs * c.conj()).real.sum() + hs[:, -1].abs().pow(2).sum()).backward()
+        return hs.detach(), [f.grad for f in fs] + [b.grad]
+
+    hs_short, g_short = param_grads(ux, cot)
+    hs_long, g_long = param_grads(blank, torch.cat([torch.zeros(2, 300, 16, dtype=cot.dtype), cot], dim=1))
+    assert (hs_long[:, :300] == 0).all()
+    torch.testing.assert_close(hs_long[:, 300:], hs_short, rtol=1e-12, atol=1e-12)
+    for a, b in zip(g_long, g_short):
+        assert torch.isfinite(torch.view_as_real(a) if a.is_complex() else a).all()
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("name", ["nine_2x2_N512", "mix_4x4x8", "non_square", "dense_one_factor"])
 def test_recurrence_float32(name):
     ux, h0, factors, bias = make_inputs(SHAPES[name], 2, 8, dtype=torch.complex64, seed=3)

@@ -73,10 +73,14 @@ def unitary_penalty(factors: Sequence[Tensor]) -> Tensor:
 def modrelu(z: Tensor, bias: Tensor, eps: float) -> Tensor:
     """modReLU(z) = z/|z| · max(|z| + b, 0) with |z| taken as sqrt(|z|² + eps).
 
-    The eps keeps value and gradient finite at z = 0 (the fused kernels use the same formula).
+    The eps keeps value and gradient finite near z = 0 (the fused kernels use the same formula).
+    At z = 0 exactly the gradient is 0, not the smoothed 1 + b/√eps: z = 0 only while the state is
+    still h_0 = 0 and the input is 0 (pixel MNIST's blank prefix), where no parameter gradient
+    flows, but 1 + b/√eps per step overflowed backpropagation through such a prefix to inf.
     """
-    mag = torch.sqrt(z.real.square() + z.imag.square() + eps)
-    return z * (torch.relu(mag + bias) / mag)
+    sq = z.real.square() + z.imag.square()
+    mag = torch.sqrt(sq + eps)
+    return z * torch.where(sq > 0, torch.relu(mag + bias) / mag, 0.0)
 
 
 def kru_recurrence(ux: Tensor, h0: Tensor, factors: Sequence[Tensor], bias: Tensor, eps: float) -> Tensor:
