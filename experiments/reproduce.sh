@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The training runs behind experiments/RESULTS.md, bounded to fit a 2-core machine.
-# Usage: bash experiments/reproduce.sh LANE OUT_DIR DATA_DIR   (LANE: a or b; the two lanes can run side by side)
+# Usage: bash experiments/reproduce.sh LANE OUT_DIR DATA_DIR   (LANE: a, b, c or d; a|b, then c|d, can run side by side)
+# Lanes c and d are the second session's: they continue runs of lanes a and b from their last.ckpt (max_time
+# counts the time already trained, so "00:00:45:00" means 45 minutes in all) and add the runs not made before.
 # Each run logs to OUT_DIR/<name>/runs/<DataModule>-<Model>/version_0 and can be continued with
 # the same command plus --ckpt_path last.
 set -u
@@ -14,13 +16,22 @@ run() {  # name, then kruzoo fit arguments
   local rc=$?
   echo "== $(date -u +%FT%TZ) $name exit $rc"
 }
+resume() {  # name of an earlier run, then kruzoo fit arguments (same config); continues from its last.ckpt
+  local name=$1; shift
+  if [ -e "$out/$name.resume.log" ]; then echo "== $name: $out/$name.resume.log exists, skipped"; return; fi
+  echo "== $(date -u +%FT%TZ) $name (resumed): kruzoo fit $* --ckpt_path last"
+  OMP_NUM_THREADS=1 kruzoo fit "$@" --trainer.default_root_dir "$out/$name" --trainer.enable_progress_bar false \
+    --ckpt_path last > "$out/$name.resume.log" 2>&1
+  local rc=$?
+  echo "== $(date -u +%FT%TZ) $name exit $rc"
+}
 if [ "$lane" = a ]; then
   run copy_kru --config configs/copy/kru.yaml --trainer.max_steps 20000 --trainer.val_check_interval 500 --data.val_size 200
   run copy_lstm --config configs/copy/lstm.yaml --trainer.max_time 00:00:15:00 --trainer.val_check_interval 500 --data.val_size 200
   for m in kru lstm rnn urnn furnn; do
     run adding_$m --config configs/adding/$m.yaml --trainer.max_time 00:00:12:00 --trainer.val_check_interval 1000 --data.val_size 1000
   done
-else
+elif [ "$lane" = b ]; then
   run pmnist_kru --config configs/pmnist/kru.yaml --data.data_dir "$data/mnist" --data.download false \
     --trainer.max_time 00:00:50:00 --trainer.val_check_interval 200 --trainer.limit_val_batches 20
   run jsb_kru --config configs/jsb/kru.yaml --data.data_dir "$data/polyphonic" --data.download false --trainer.max_time 00:00:10:00
@@ -29,4 +40,22 @@ else
     --trainer.max_time 00:00:15:00 --trainer.val_check_interval 500 --trainer.limit_val_batches 50
   run ptb_lstm --config configs/ptb/lstm.yaml --data.data_dir "$data/ptb" --data.download false \
     --trainer.max_time 00:00:15:00 --trainer.val_check_interval 500 --trainer.limit_val_batches 50
+elif [ "$lane" = c ]; then
+  resume adding_kru_frozen --config configs/adding/kru.yaml --model.init_args.freeze_recurrence true \
+    --trainer.max_time 00:00:40:00 --trainer.val_check_interval 1000 --data.val_size 1000
+  run adding750_kru_frozen --config configs/adding/kru.yaml --model.init_args.freeze_recurrence true --data.seq_len 750 \
+    --trainer.max_time 00:00:35:00 --trainer.val_check_interval 500 --data.val_size 500
+  run nottingham_kru --config configs/nottingham/kru.yaml --data.data_dir "$data/polyphonic" --data.download false \
+    --trainer.max_time 00:00:15:00
+  run nottingham_lstm --config configs/nottingham/lstm.yaml --data.data_dir "$data/polyphonic" --data.download false \
+    --trainer.max_time 00:00:10:00
+elif [ "$lane" = d ]; then
+  run pmnist_lstm --config configs/pmnist/lstm.yaml --data.data_dir "$data/mnist" --data.download false \
+    --trainer.max_time 00:00:50:00 --trainer.val_check_interval 200 --trainer.limit_val_batches 20
+  resume pmnist_kru --config configs/pmnist/kru.yaml --data.data_dir "$data/mnist" --data.download false \
+    --trainer.max_time 00:01:50:00 --trainer.val_check_interval 200 --trainer.limit_val_batches 20
+  run adding750_lstm --config configs/adding/lstm.yaml --data.seq_len 750 \
+    --trainer.max_time 00:00:25:00 --trainer.val_check_interval 500 --data.val_size 500
+else
+  echo "usage: bash experiments/reproduce.sh a|b|c|d OUT_DIR DATA_DIR" >&2; exit 2
 fi
