@@ -642,27 +642,8 @@ bool any_of(const std::vector<bool>& a) {
 // buf holds two ping-pong buffers of 2 * max_sz scalars each.
 template <typename S>
 void forward_chain(const CpuKron<S>& kr, const S* xr, const S* xi, S* yr, S* yi, S* buf) {
-  const Plan& pl = kr.pl;
-  const int64_t M = pl.max_sz;
-  S* X = buf;
-  S* Y = buf + 2 * M;
-  const S* sr = xr;
-  const S* si = xi;
-  for (int k = 0; k < pl.m; ++k) {
-    S* dr;
-    S* di;
-    if (k == pl.m - 1) {
-      dr = yr;
-      di = yi;
-    } else {
-      S* d = (sr == X) ? Y : X;
-      dr = d;
-      di = d + M;
-    }
-    kr.apply(k, false, sr, si, dr, di);
-    sr = dr;
-    si = di;
-  }
+  walk_groups(kr.pl, xr, xi, yr, yi, buf, buf + 2 * kr.pl.max_sz,
+              [&](int k, const S* sr, const S* si, S* dr, S* di) { kr.apply(k, false, sr, si, dr, di); });
 }
 
 // Backward through the groups for one vector.  ga: gradient at the output (length n_out);

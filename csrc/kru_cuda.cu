@@ -78,24 +78,9 @@ __device__ void d_contract(const Group& g, const S* gr, const S* gi, const S* zr
 template <typename S>
 __device__ void d_forward_chain(const Plan& pl, const S* packed, const S* xr, const S* xi, S* yr,
                                 S* yi, S* X, S* Y) {
-  const int64_t M = pl.max_sz;
-  const S* sr = xr;
-  const S* si = xi;
-  for (int k = 0; k < pl.m; ++k) {
-    S* dr;
-    S* di;
-    if (k == pl.m - 1) {
-      dr = yr;
-      di = yi;
-    } else {
-      S* d = (sr == X) ? Y : X;
-      dr = d;
-      di = d + M;
-    }
+  walk_groups(pl, xr, xi, yr, yi, X, Y, [&](int k, const S* sr, const S* si, S* dr, S* di) {
     d_apply(pl.g[k], false, packed, sr, si, dr, di);
-    sr = dr;
-    si = di;
-  }
+  });
 }
 
 // z_k for k = 1..m-1 into Z + 2*M*k.

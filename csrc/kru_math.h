@@ -65,6 +65,31 @@ KRU_HD S kru_sqrt(S x) {
 #endif
 }
 
+// Applies the groups of a plan in order to x, writing W x to (yr, yi).  The intermediate vectors
+// alternate between two scratch buffers X and Y of 2 * max_sz scalars each (re half, then im
+// half); apply(k, src_re, src_im, dst_re, dst_im) applies group k.  The CPU forward chain and the
+// CUDA one differ only in `apply`.
+#if defined(__CUDACC__)
+#pragma nv_exec_check_disable
+#endif
+template <typename S, typename Apply>
+KRU_HD void walk_groups(const Plan& pl, const S* xr, const S* xi, S* yr, S* yi, S* X, S* Y,
+                        Apply&& apply) {
+  const S* sr = xr;
+  const S* si = xi;
+  for (int k = 0; k < pl.m; ++k) {
+    S* dr = yr;
+    S* di = yi;
+    if (k != pl.m - 1) {
+      dr = (sr == X) ? Y : X;
+      di = dr + pl.max_sz;
+    }
+    apply(k, sr, si, dr, di);
+    sr = dr;
+    si = di;
+  }
+}
+
 // modReLU forward on one complex element:  mag = sqrt(re^2 + im^2 + eps),
 // h = a * relu(mag + b) / mag.  Written without branches so that the CPU loops vectorise.
 // At a = 0 exactly the scale is taken as 0 (same value, h = 0); see modrelu_bwd for why.
