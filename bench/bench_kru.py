@@ -27,7 +27,6 @@ from torch import nn
 
 torch.set_flush_denormal(True)  # as the CLI does: denormal states/gradients cost ~100x
 
-import kruzoo.ops as kops  # noqa: E402
 from kruzoo.ops import fused, reference  # noqa: E402
 
 

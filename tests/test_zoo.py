@@ -121,6 +121,15 @@ def test_kru_matrix_at_unitary_init_is_unitary_and_is_the_recurrence():
     torch.testing.assert_close(basis_response(core, 16), w, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("make_core", [lambda: URNNCore(3, 16), lambda: FURNNCore(3, 16),
+                                       lambda: KRUCore(3, 16, factor_shapes=[[4, 2], [2, 4], [2, 2]])],
+                         ids=["urnn", "furnn", "kru"])
+def test_recurrence_applies_the_recurrent_matrix(make_core):
+    core = make_core()
+    h = torch.randn(5, 16, dtype=torch.complex64)
+    torch.testing.assert_close(core.recurrence()(h), h @ core.recurrent_matrix().T, atol=1e-5, rtol=1e-5)
+
+
 # -- the Cayley optimizer ---------------------------------------------------------------------------
 def test_cayley_step_matches_wisdom_eq_10_in_numpy():
     torch.manual_seed(1)

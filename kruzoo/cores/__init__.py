@@ -2,12 +2,15 @@
 (+ final state). They know nothing about tasks or Lightning."""
 
 from .classic import TorchRecurrentCore
+from .complex import ComplexInputProjection, ComplexRecurrentCore, haar_unitary
 from .furnn import FURNNCore
-from .kru import KroneckerFactors, KRUCore, haar_unitary, resolve_factor_shapes
+from .kru import KroneckerFactors, KRUCore, resolve_factor_shapes
 from .kru_lstm import KRULSTMCore, haar_orthogonal
 from .urnn import URNNCore, dft_matrix
 
 __all__ = [
+    "ComplexInputProjection",
+    "ComplexRecurrentCore",
     "FURNNCore",
     "KRUCore",
     "KRULSTMCore",

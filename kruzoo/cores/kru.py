@@ -9,22 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import ops
-
-
-def haar_unitary(
-    p: int, q: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.complex64
-) -> Tensor:
-    """A Haar-random complex p×q matrix with orthonormal columns (p ≥ q) or rows (p < q)."""
-    n, m = max(p, q), min(p, q)
-    z = torch.complex(
-        torch.randn(n, m, generator=generator, dtype=torch.float64),
-        torch.randn(n, m, generator=generator, dtype=torch.float64),
-    ) / math.sqrt(2)
-    q_, r = torch.linalg.qr(z)
-    # Fix the phases of R's diagonal, otherwise QR is not Haar distributed (Mezzadri 2007).
-    d = torch.diagonal(r)
-    q_ = q_ * (d / d.abs())
-    return (q_ if p >= q else q_.mT).to(dtype).contiguous()
+from .complex import ComplexRecurrentCore, haar_unitary
 
 
 def resolve_factor_shapes(
@@ -63,17 +48,6 @@ def resolve_factor_shapes(
     return [(factor_size, factor_size)] * max(k, 1)
 
 
-class ComplexInputProjection(nn.Linear):
-    """U x_t for a complex N×d matrix U, stored as a real Linear to 2N outputs read as interleaved
-    (re, im) pairs; all T steps in one batched matmul. Shared by the complex cores."""
-
-    def __init__(self, input_size: int, hidden_size: int):
-        super().__init__(input_size, 2 * hidden_size, bias=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.view_as_complex(super().forward(x).unflatten(-1, (-1, 2)))
-
-
 class KroneckerFactors(nn.Module):
     """Complex factors W_1..W_k, stored as real (p, q, 2) parameters (view_as_real layout) so
     that every optimizer, DDP and ``weights_only`` checkpoints handle them as plain floats."""
@@ -95,7 +69,7 @@ class KroneckerFactors(nn.Module):
         return ops.unitary_penalty(self.complex())
 
 
-class KRUCore(nn.Module):
+class KRUCore(ComplexRecurrentCore):
     """h_t = modReLU(W h_{t-1} + U x_t; b), W = W_1 ⊗ … ⊗ W_k; features [Re h; Im h]."""
 
     def __init__(
@@ -107,12 +81,8 @@ class KRUCore(nn.Module):
         freeze_recurrence: bool = False,
         eps: float = 1e-6,
     ):
-        super().__init__()
         shapes = resolve_factor_shapes(hidden_size, factor_size, factor_shapes)
-        self.hidden_size = hidden_size
-        self.feature_size = 2 * hidden_size
-        self.eps = eps
-        self.input_proj = ComplexInputProjection(input_size, hidden_size)
+        super().__init__(input_size, hidden_size, eps)
         self.factors = KroneckerFactors(shapes)
         self.bias = nn.Parameter(torch.zeros(hidden_size))
         if freeze_recurrence:
@@ -127,11 +97,14 @@ class KRUCore(nn.Module):
     def penalty(self) -> Tensor:
         return self.factors.penalty()
 
+    def recurrence(self):
+        factors = self.factors.complex()
+        return lambda h: ops.kron_matvec(factors, h)
+
     def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        B = x.shape[0]
+        # The whole recurrence in one op (fused kernel, or the reference loop), not the base's loop.
         ux = self.input_proj(x)
         if state is None:
-            state = ux.new_zeros(B, self.hidden_size)
+            state = ux.new_zeros(x.shape[0], self.hidden_size)
         hs = ops.kru_recurrence(ux, state, self.factors.complex(), self.bias, self.eps)
-        features = torch.cat([hs.real, hs.imag], dim=-1)
-        return features, hs[:, -1]
+        return torch.cat([hs.real, hs.imag], dim=-1), hs[:, -1]

@@ -13,8 +13,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .. import ops
-from .kru import ComplexInputProjection
+from .complex import ComplexRecurrentCore
 
 
 def dft_matrix(n: int, dtype: torch.dtype = torch.complex128) -> Tensor:
@@ -27,7 +26,7 @@ def dft_matrix(n: int, dtype: torch.dtype = torch.complex128) -> Tensor:
     return (torch.polar(torch.ones_like(angles), angles) / math.sqrt(n)).to(dtype)
 
 
-class URNNCore(nn.Module):
+class URNNCore(ComplexRecurrentCore):
     """h_t = modReLU(W h_{t-1} + U x_t; b) with the structured unitary W above; features [Re h; Im h].
 
     Parameters: three phase vectors θ_1..θ_3 (N each), two complex reflection vectors (stored as
@@ -36,13 +35,7 @@ class URNNCore(nn.Module):
     """
 
     def __init__(self, input_size: int, hidden_size: int, eps: float = 1e-6):
-        super().__init__()
-        if not isinstance(hidden_size, int) or hidden_size <= 0:
-            raise ValueError(f"hidden_size must be a positive integer, got {hidden_size!r}")
-        self.hidden_size = hidden_size
-        self.feature_size = 2 * hidden_size
-        self.eps = eps
-        self.input_proj = ComplexInputProjection(input_size, hidden_size)
+        super().__init__(input_size, hidden_size, eps)
         # Initialisation of Arjovsky et al.: phases U[−π, π], reflection vectors U[−1, 1]².
         self.phases = nn.Parameter(torch.empty(3, hidden_size).uniform_(-math.pi, math.pi))
         self.reflections = nn.Parameter(torch.empty(2, hidden_size, 2).uniform_(-1.0, 1.0))
@@ -72,9 +65,9 @@ class URNNCore(nn.Module):
         h = torch.fft.ifft(h, dim=-1, norm="ortho")
         return diagonals[2] * self._reflect(units[1], h)
 
-    def recurrent_step(self, h: Tensor) -> Tensor:
-        """The linear part of one step, W h (the recurrence's own code path)."""
-        return self._apply_recurrence(*self._operators(), h)
+    def recurrence(self):
+        diagonals, units = self._operators()  # once per sequence, not per step
+        return lambda h: self._apply_recurrence(diagonals, units, h)
 
     def recurrent_matrix(self) -> Tensor:
         """Dense W = D3 R2 F⁻¹ D2 Π R1 F D1 built from dense factors (for analysis and tests)."""
@@ -87,15 +80,3 @@ class URNNCore(nn.Module):
         perm[torch.arange(n, device=perm.device), self.permutation] = 1
         d1, d2, d3 = (torch.diag(d) for d in diagonals)
         return d3 @ reflection[1] @ dft.mH @ d2 @ perm @ reflection[0] @ dft @ d1
-
-    def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        B = x.shape[0]
-        ux = self.input_proj(x)
-        h = ux.new_zeros(B, self.hidden_size) if state is None else state
-        diagonals, units = self._operators()  # once per sequence, not per step
-        out = []
-        for u in ux.unbind(1):  # unbind, not ux[:, t]: slicing in a loop makes backward O(T²)
-            h = ops.modrelu(self._apply_recurrence(diagonals, units, h) + u, self.bias, self.eps)
-            out.append(h)
-        hs = torch.stack(out, dim=1)
-        return torch.cat([hs.real, hs.imag], dim=-1), h

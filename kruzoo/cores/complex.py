@@ -1,0 +1,72 @@
+"""What the complex-state cores (KRU, uRNN, fuRNN) share: h_t = modReLU(W h_{t-1} + U x_t; b) with a
+complex input matrix U, read out as features [Re h; Im h]. The cores differ only in how W is
+parametrised and applied."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from .. import ops
+
+
+def haar_unitary(
+    p: int, q: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.complex64
+) -> Tensor:
+    """A Haar-random complex p×q matrix with orthonormal columns (p ≥ q) or rows (p < q)."""
+    n, m = max(p, q), min(p, q)
+    z = torch.complex(
+        torch.randn(n, m, generator=generator, dtype=torch.float64),
+        torch.randn(n, m, generator=generator, dtype=torch.float64),
+    ) / math.sqrt(2)
+    q_, r = torch.linalg.qr(z)
+    # Fix the phases of R's diagonal, otherwise QR is not Haar distributed (Mezzadri 2007).
+    d = torch.diagonal(r)
+    q_ = q_ * (d / d.abs())
+    return (q_ if p >= q else q_.mT).to(dtype).contiguous()
+
+
+class ComplexInputProjection(nn.Linear):
+    """U x_t for a complex N×d matrix U, stored as a real Linear to 2N outputs read as interleaved
+    (re, im) pairs; all T steps in one batched matmul."""
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__(input_size, 2 * hidden_size, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.view_as_complex(super().forward(x).unflatten(-1, (-1, 2)))
+
+
+class ComplexRecurrentCore(nn.Module):
+    """Base of the complex cores: validates the size, holds U (``input_proj``) and runs the recurrence
+    step by step with ``recurrence()``'s W. A subclass registers its W parameters, then the modReLU
+    ``bias`` (registration order is the optimizer-state order that checkpoints rely on)."""
+
+    bias: nn.Parameter
+
+    def __init__(self, input_size: int, hidden_size: int, eps: float):
+        super().__init__()
+        if not isinstance(hidden_size, int) or hidden_size <= 0:
+            raise ValueError(f"hidden_size must be a positive integer, got {hidden_size!r}")
+        self.hidden_size = hidden_size
+        self.feature_size = 2 * hidden_size
+        self.eps = eps
+        self.input_proj = ComplexInputProjection(input_size, hidden_size)
+
+    def recurrence(self) -> Callable[[Tensor], Tensor]:
+        """h ↦ W h for (..., N) complex h, with the current parameters (built once per sequence)."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        ux = self.input_proj(x)
+        h = ux.new_zeros(x.shape[0], self.hidden_size) if state is None else state
+        apply_w = self.recurrence()
+        out = []
+        for u in ux.unbind(1):  # unbind, not ux[:, t]: slicing in a loop makes backward O(T²)
+            h = ops.modrelu(apply_w(h) + u, self.bias, self.eps)
+            out.append(h)
+        hs = torch.stack(out, dim=1)
+        return torch.cat([hs.real, hs.imag], dim=-1), h
