@@ -66,7 +66,8 @@ class SequenceModel(LightningModule):
         }
 
     def forward(self, inputs: Tensor, state=None):
-        features, state = self.core(inputs, state)
+        # A task scored at the last step needs only that step's features from the core.
+        features, state = self.core(inputs, state, last_only=self.task.target == "last")
         return self.head(features), state
 
     # -- steps ---------------------------------------------------------------------------------

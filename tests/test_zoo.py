@@ -78,6 +78,28 @@ def test_registry_lists_and_creates_every_model():
         kruzoo.create_model("urnnn", task=ADDING)
 
 
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_last_only_features_are_the_last_step_with_the_same_gradients(name):
+    """Tasks scored at the last step ask the core for that step only (``last_only``): same values
+    and the same parameter gradients as slicing the full (B, T, F) features."""
+    torch.manual_seed(0)
+    core = kruzoo.create_model(name, task=ADDING, hidden_size=8).core.double()
+    x = torch.randn(3, 7, 2, dtype=torch.float64)
+    grads = []
+    for last_only in (False, True):
+        core.zero_grad()
+        feats, state = core(x, last_only=last_only)
+        assert feats.shape == ((3, 1, core.feature_size) if last_only else (3, 7, core.feature_size))
+        last = feats[:, -1]
+        (last.square().sum() + last.sum()).backward()
+        grads.append((last.detach(), [p.grad.clone() for p in core.parameters() if p.grad is not None]))
+    (f_all, g_all), (f_last, g_last) = grads
+    torch.testing.assert_close(f_last, f_all)
+    assert len(g_all) == len(g_last) > 0
+    for a, b in zip(g_all, g_last):
+        torch.testing.assert_close(b, a)
+
+
 # -- recurrent matrices -----------------------------------------------------------------------------
 def test_urnn_matrix_is_unitary_and_is_the_recurrence():
     n = 16

@@ -1,5 +1,6 @@
 """Recurrent cores: plain nn.Modules mapping (B, T, d) inputs (+ state) to (B, T, F) features
-(+ final state). They know nothing about tasks or Lightning."""
+(+ final state); with ``last_only=True`` only the last step's features, (B, 1, F). They know
+nothing about tasks or Lightning."""
 
 from .classic import TorchRecurrentCore
 from .complex import ComplexInputProjection, ComplexRecurrentCore, haar_unitary

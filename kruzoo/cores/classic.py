@@ -28,6 +28,6 @@ class TorchRecurrentCore(nn.Module):
         """W_hh: N×N for the RNN; the gates' stacked (4N×N LSTM, 3N×N GRU) blocks otherwise."""
         return self.rnn.weight_hh_l0.detach()
 
-    def forward(self, x: Tensor, state=None):
+    def forward(self, x: Tensor, state=None, last_only: bool = False):
         features, state = self.rnn(x, state)
-        return features, state
+        return (features[:, -1:] if last_only else features), state

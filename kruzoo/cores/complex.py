@@ -60,13 +60,18 @@ class ComplexRecurrentCore(nn.Module):
         """h ↦ W h for (..., N) complex h, with the current parameters (built once per sequence)."""
         raise NotImplementedError
 
-    def forward(self, x: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, state: Tensor | None = None, last_only: bool = False) -> tuple[Tensor, Tensor]:
         ux = self.input_proj(x)
         h = ux.new_zeros(x.shape[0], self.hidden_size) if state is None else state
         apply_w = self.recurrence()
         out = []
         for u in ux.unbind(1):  # unbind, not ux[:, t]: slicing in a loop makes backward O(T²)
             h = ops.modrelu(apply_w(h) + u, self.bias, self.eps)
-            out.append(h)
-        hs = torch.stack(out, dim=1)
-        return torch.cat([hs.real, hs.imag], dim=-1), h
+            if not last_only:
+                out.append(h)
+        return features(h.unsqueeze(1) if last_only else torch.stack(out, dim=1)), h
+
+
+def features(hs: Tensor) -> Tensor:
+    """[Re h; Im h] along the last dim: the real features a complex core hands to the head."""
+    return torch.cat([hs.real, hs.imag], dim=-1)

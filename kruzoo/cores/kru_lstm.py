@@ -80,7 +80,7 @@ class KRULSTMCore(nn.Module):
     def penalty(self) -> Tensor:
         return sum(ops.unitary_penalty(list(factors)) for factors in self.gate_factors)
 
-    def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None):
+    def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None, last_only: bool = False):
         B, T, _ = x.shape
         gates_x = self.input_proj(x)  # (B, T, 4N): every step's input part in one matmul
         if state is None:
@@ -94,5 +94,6 @@ class KRULSTMCore(nn.Module):
             i, f, g, o = (gx + gate_kron_matvec(stacked, h)).chunk(4, dim=-1)
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
             h = torch.sigmoid(o) * torch.tanh(c)
-            out.append(h)
-        return torch.stack(out, dim=1), (h, c)
+            if not last_only:
+                out.append(h)
+        return (h.unsqueeze(1) if last_only else torch.stack(out, dim=1)), (h, c)
