@@ -100,6 +100,25 @@ def test_last_only_features_are_the_last_step_with_the_same_gradients(name):
         torch.testing.assert_close(b, a)
 
 
+def test_complex_input_projection_matches_linear_with_gradients():
+    """The projection's own backward (weight gradient as (xᵀ g)ᵀ) against autograd through
+    F.linear, and finite differences."""
+    from kruzoo.cores.complex import ComplexInputProjection, _ThinLinear
+
+    proj = ComplexInputProjection(3, 4).double()
+    x = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    out = proj(x)
+    ref = torch.nn.functional.linear(x, proj.weight)
+    torch.testing.assert_close(torch.view_as_real(out).flatten(-2), ref)
+    g = torch.randn_like(ref)
+    gx, gw = torch.autograd.grad(torch.view_as_real(out).flatten(-2), (x, proj.weight), g)
+    rx, rw = torch.autograd.grad(ref, (x, proj.weight), g)
+    torch.testing.assert_close(gx, rx)
+    torch.testing.assert_close(gw, rw)
+    w = proj.weight.detach().clone().requires_grad_()
+    assert torch.autograd.gradcheck(_ThinLinear.apply, (x, w))
+
+
 # -- recurrent matrices -----------------------------------------------------------------------------
 def test_urnn_matrix_is_unitary_and_is_the_recurrence():
     n = 16
