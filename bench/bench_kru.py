@@ -27,7 +27,8 @@ from torch import nn
 
 torch.set_flush_denormal(True)  # as the CLI does: denormal states/gradients cost ~100x
 
-from kruzoo.ops import fused, reference  # noqa: E402
+from kruzoo.cores import KRUCore  # noqa: E402
+from kruzoo.ops import fused  # noqa: E402
 
 
 CLOCK = time.perf_counter  # --timer cpu switches to process CPU time (see main)
@@ -57,37 +58,26 @@ def matmul_ceiling(n: int = 2048, reps: int = 10) -> float:
 
 
 class KRUModel(nn.Module):
-    def __init__(self, d_in: int, n: int, d_out: int, impl: str, n_factors: int | None = None):
+    """kruzoo's own KRU core (what `kruzoo fit` trains: input projection, recurrence, modReLU) and a
+    linear readout of [Re h_T; Im h_T]; impl "reference" runs the same core on the reference ops."""
+
+    def __init__(self, d_in: int, n: int, d_out: int, impl: str):
         super().__init__()
-        k = n_factors or int(round(math.log2(n)))
-        assert 2**k == n
-        self.n, self.impl = n, impl
-        # Input projection stored as (d_in, 2N) and applied as x @ W: nn.Linear(d_in, 2N) stores
-        # (2N, d_in) and its weight gradient grad_out^T @ x hits a pathologically slow BLAS path
-        # for tiny d_in on this CPU (~30 ms for (1024 x 2000) @ (2000 x 2) vs 0.7 ms for
-        # x^T @ grad_out).  Same math, same parameter count.
-        self.w_in = nn.Parameter(torch.randn(d_in, 2 * n) / math.sqrt(d_in))
-        self.b_in = nn.Parameter(torch.zeros(2 * n))
-        # the KRU core's layout: real (2, 2, 2) parameters viewed as complex, near-unitary init
-        fs = []
-        for _ in range(k):
-            q, _ = torch.linalg.qr(torch.randn(2, 2, dtype=torch.complex64))
-            fs.append(nn.Parameter(torch.view_as_real(q).clone()))
-        self.factors = nn.ParameterList(fs)
-        self.bias = nn.Parameter(torch.full((n,), -0.01))
+        self.impl = impl
+        self.core = KRUCore(d_in, n, factor_size=2)
         self.readout = nn.Linear(2 * n, d_out)
 
     def forward(self, x):
-        B, T, _ = x.shape
-        ux = torch.view_as_complex(torch.addmm(self.b_in, x.reshape(B * T, -1), self.w_in).view(B, T, self.n, 2))
-        h0 = torch.zeros(B, self.n, dtype=torch.complex64)
-        fs = [torch.view_as_complex(f) for f in self.factors]
-        if self.impl == "fused":
-            hs = fused.kru_recurrence(ux, h0, fs, self.bias, 1e-4)
-        else:
-            hs = reference.kru_recurrence(ux, h0, fs, self.bias, 1e-4)
-        h = hs[:, -1]
-        return self.readout(torch.cat([h.real, h.imag], -1))
+        previous = os.environ.get("KRUZOO_REFERENCE_OPS")
+        os.environ["KRUZOO_REFERENCE_OPS"] = "1" if self.impl == "reference" else "0"
+        try:
+            features, _ = self.core(x, last_only=True)
+        finally:
+            if previous is None:
+                del os.environ["KRUZOO_REFERENCE_OPS"]
+            else:
+                os.environ["KRUZOO_REFERENCE_OPS"] = previous
+        return self.readout(features[:, -1])
 
 
 class TorchRNNModel(nn.Module):
