@@ -846,8 +846,38 @@ RecDims check_recurrence(const at::Tensor& ux, const at::Tensor& h0, const Plan&
   return d;
 }
 
-at::Tensor kru_recurrence_cpu(const at::Tensor& ux_in, const at::Tensor& h0_in,
-                              at::TensorList factors, const at::Tensor& bias_in, double eps) {
+// The last state h_{T-1} (B, N, 2), as its own output so that a loss on it alone gives the backward
+// no (B, T, N) gradient to fill with zeros and read (T = 0: h0).
+at::Tensor last_state(const at::Tensor& hs, const at::Tensor& h0) {
+  return hs.size(1) > 0 ? hs.select(1, hs.size(1) - 1).clone() : h0.clone();
+}
+
+struct RecGrads {
+  bool has_ghs, has_glast;
+  at::Tensor ghs, glast;  // contiguous when present
+};
+
+// The backward's incoming gradients: for all states (B, T, N, 2) and/or the last one (B, N, 2);
+// either may be absent (undefined or None), meaning zero.
+RecGrads check_rec_grads(const c10::optional<at::Tensor>& ghs, const c10::optional<at::Tensor>& glast,
+                         const at::Tensor& ux, const at::Tensor& hs, const at::Tensor& h0) {
+  RecGrads r{ghs.has_value() && ghs->defined(), glast.has_value() && glast->defined(), {}, {}};
+  TORCH_CHECK(hs.sizes() == ux.sizes(), "kruzoo: hs / ux shapes differ");
+  if (r.has_ghs) {
+    TORCH_CHECK(ghs->sizes() == ux.sizes(), "kruzoo: grad_hs has shape ", ghs->sizes(), ", expected ", ux.sizes());
+    r.ghs = ghs->contiguous();
+  }
+  if (r.has_glast) {
+    TORCH_CHECK(glast->sizes() == h0.sizes(), "kruzoo: grad_last has shape ", glast->sizes(), ", expected ",
+                h0.sizes());
+    r.glast = glast->contiguous();
+  }
+  return r;
+}
+
+std::tuple<at::Tensor, at::Tensor> kru_recurrence_cpu(const at::Tensor& ux_in, const at::Tensor& h0_in,
+                                                      at::TensorList factors, const at::Tensor& bias_in,
+                                                      double eps) {
   HostPlan hp = make_plan(factors, {}, kV<float>, lane_width(factors));
   const Plan& pl = hp.plan;
   const RecDims d = check_recurrence(ux_in, h0_in, pl, bias_in, factors);
@@ -881,20 +911,19 @@ at::Tensor kru_recurrence_cpu(const at::Tensor& ux_in, const at::Tensor& h0_in,
       }
     });
   });
-  return hs;
+  return {hs, last_state(hs, h0)};
 }
 
 std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recurrence_backward_cpu(
-    const at::Tensor& ghs_in, const at::Tensor& ux_in, const at::Tensor& hs_in,
-    const at::Tensor& h0_in, at::TensorList factors, const at::Tensor& bias_in, double eps,
-    const c10::List<bool>& needs_list) {
+    const c10::optional<at::Tensor>& ghs_in, const c10::optional<at::Tensor>& glast_in,
+    const at::Tensor& ux_in, const at::Tensor& hs_in, const at::Tensor& h0_in, at::TensorList factors,
+    const at::Tensor& bias_in, double eps, const c10::List<bool>& needs_list) {
   const std::vector<bool> factor_needs_grad = to_vec(needs_list);
   HostPlan hp = make_plan(factors, factor_needs_grad, kV<float>, lane_width(factors));
   const Plan& pl = hp.plan;
   const RecDims d = check_recurrence(ux_in, h0_in, pl, bias_in, factors);
-  TORCH_CHECK(ghs_in.sizes() == ux_in.sizes() && hs_in.sizes() == ux_in.sizes(),
-              "kruzoo: grad_hs / hs / ux shapes differ");
-  const at::Tensor ghs = ghs_in.contiguous(), hs = hs_in.contiguous(), ux = ux_in.contiguous();
+  const RecGrads rg = check_rec_grads(ghs_in, glast_in, ux_in, hs_in, h0_in);
+  const at::Tensor hs = hs_in.contiguous(), ux = ux_in.contiguous();
   const at::Tensor h0 = h0_in.contiguous(), bias = bias_in.contiguous();
   at::Tensor gux = at::empty_like(ux);
   at::Tensor gh0 = at::empty_like(h0);
@@ -909,7 +938,10 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recu
   AT_DISPATCH_FLOATING_TYPES(ux.scalar_type(), "kruzoo_kru_recurrence_backward", [&] {
     using S = scalar_t;
     CpuKron<S> kr(pl, hp.packed.data_ptr<S>());
-    const S* ghp = ghs.data_ptr<S>();
+    // No grad_hs (only the last state is used): every step reads the one zero row instead.
+    const std::vector<S> zero_row(rg.has_ghs ? 0 : 2 * d.N, S(0));
+    const S* ghp = rg.has_ghs ? rg.ghs.data_ptr<S>() : nullptr;
+    const S* glp = rg.has_glast ? rg.glast.data_ptr<S>() : nullptr;
     const S* up = ux.data_ptr<S>();
     const S* hsp = hs.data_ptr<S>();
     const S* h0p = h0.data_ptr<S>();
@@ -934,12 +966,18 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recu
       S* buf = wh + 2 * N;
       S* zbuf = buf + 4 * M;  // inputs of groups 1..m-1
       for (int64_t b = b0; b < b1; ++b) {
-        std::fill(carry, carry + 2 * N, S(0));
+        // dL/dh_{T-1} = grad_hs[T-1] + grad_last: grad_last enters as the initial carry.
+        if (glp != nullptr) {
+          deinterleave(glp + b * 2 * N, N, carry, carry + N);
+        } else {
+          std::fill(carry, carry + 2 * N, S(0));
+        }
         for (int64_t t = T - 1; t >= 0; --t) {
           const int64_t base = (b * T + t) * 2 * N;
           const S* prev = t > 0 ? hsp + base - 2 * N : h0p + b * 2 * N;
+          const S* grow = ghp != nullptr ? ghp + base : zero_row.data();
           if (t > 0) {
-            prefetch_rows(ghp + base - 2 * N, 2 * N);
+            if (ghp != nullptr) prefetch_rows(ghp + base - 2 * N, 2 * N);
             prefetch_rows(up + base - 2 * N, 2 * N);
             if (t > 1) prefetch_rows(hsp + base - 4 * N, 2 * N);
           }
@@ -948,7 +986,7 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recu
           const S* zl = pl.m == 1 ? hp_ : zbuf + 2 * M * (pl.m - 1);
           const int64_t zl_im = pl.m == 1 ? N : M;
           kr.apply(pl.m - 1, false, zl, zl + zl_im, wh, wh + N);
-          step_backward(wh, wh + N, up + base, ghp + base, carry, carry + N, bp, e, N, ga, ga + N,
+          step_backward(wh, wh + N, up + base, grow, carry, carry + N, bp, e, N, ga, ga + N,
                         gb.data(), guxp + base);
           backward_chain(kr, ga, ga + N, hp_, hp_ + N, zbuf, loop_grads, carry, carry + N, buf,
                          acc.data());
@@ -985,16 +1023,19 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recu
 
 // The schema: real-pair tensors (view_as_real of complex), float32 or float64.
 //  kron_matvec: x (M, Q, 2), factors (p_i, q_i, 2) -> y (M, P, 2)
-//  kru_recurrence: ux (B, T, N, 2), h0 (B, N, 2), factors, bias (N,) -> hs (B, T, N, 2).
+//  kru_recurrence: ux (B, T, N, 2), h0 (B, N, 2), factors, bias (N,) -> hs (B, T, N, 2) and the
+//  last state (B, N, 2); its backward takes either gradient or both (None = zero).
 //  The backward ops return an empty tensor for every factor whose flag is false.
 TORCH_LIBRARY(kruzoo, m) {
   m.def("kron_matvec(Tensor x, Tensor[] factors) -> Tensor");
   m.def(
       "kron_matvec_backward(Tensor grad_y, Tensor x, Tensor[] factors, bool need_x, "
       "bool[] factor_needs_grad) -> (Tensor, Tensor[])");
-  m.def("kru_recurrence(Tensor ux, Tensor h0, Tensor[] factors, Tensor bias, float eps) -> Tensor");
   m.def(
-      "kru_recurrence_backward(Tensor grad_hs, Tensor ux, Tensor hs, Tensor h0, "
+      "kru_recurrence(Tensor ux, Tensor h0, Tensor[] factors, Tensor bias, float eps) "
+      "-> (Tensor, Tensor)");
+  m.def(
+      "kru_recurrence_backward(Tensor? grad_hs, Tensor? grad_last, Tensor ux, Tensor hs, Tensor h0, "
       "Tensor[] factors, Tensor bias, float eps, bool[] factor_needs_grad) "
       "-> (Tensor, Tensor, Tensor[], Tensor)");
 }

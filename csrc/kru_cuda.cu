@@ -234,7 +234,7 @@ kru_fwd_kernel(const Plan pl, const S* __restrict__ packed, const S* __restrict_
 template <typename S>
 __global__ void __launch_bounds__(kThreads)
 kru_bwd_kernel(const Plan pl, const S* __restrict__ packed, const S* __restrict__ ghs,
-               const S* __restrict__ ux, const S* __restrict__ hs, const S* __restrict__ h0,
+               const S* __restrict__ glast, const S* __restrict__ ux, const S* __restrict__ hs, const S* __restrict__ h0,
                const S* __restrict__ bias, S eps, int64_t T, bool with_grads,
                S* __restrict__ gux, S* __restrict__ gh0, S* __restrict__ gacc, S* __restrict__ gbias,
                S* gwork, int64_t per_block, bool use_smem) {
@@ -250,8 +250,13 @@ kru_bwd_kernel(const Plan pl, const S* __restrict__ packed, const S* __restrict_
   S* Z = Y + 2 * M;
   S* acc = gacc + b * pl.acc_size;
   S* gb = gbias + b * N;
-  for (int64_t n = threadIdx.x; n < 2 * N; n += blockDim.x) carry[n] = 0;
-  for (int64_t n = threadIdx.x; n < N; n += blockDim.x) gb[n] = 0;
+  // ghs / glast may be null (no gradient for all states / the last one). dL/dh_{T-1} = ghs[T-1] +
+  // glast: glast enters as the initial carry.
+  for (int64_t n = threadIdx.x; n < N; n += blockDim.x) {
+    carry[n] = glast ? glast[b * 2 * N + 2 * n] : S(0);
+    carry[N + n] = glast ? glast[b * 2 * N + 2 * n + 1] : S(0);
+    gb[n] = 0;
+  }
   __syncthreads();
   for (int64_t t = T - 1; t >= 0; --t) {
     const int64_t base = (b * T + t) * 2 * N;
@@ -262,8 +267,10 @@ kru_bwd_kernel(const Plan pl, const S* __restrict__ packed, const S* __restrict_
     d_apply(pl.g[pl.m - 1], false, packed, zl, zl + zl_im, wh, wh + N);
     for (int64_t n = threadIdx.x; n < N; n += blockDim.x) {
       S r, i, db;
+      const S gr = ghs ? ghs[base + 2 * n] : S(0);
+      const S gi = ghs ? ghs[base + 2 * n + 1] : S(0);
       modrelu_bwd(wh[n] + ux[base + 2 * n], wh[N + n] + ux[base + 2 * n + 1], bias[n], eps,
-                  ghs[base + 2 * n] + carry[n], ghs[base + 2 * n + 1] + carry[N + n], r, i, db);
+                  gr + carry[n], gi + carry[N + n], r, i, db);
       ga[n] = r;
       ga[N + n] = i;
       gb[n] += db;
@@ -393,8 +400,9 @@ std::tuple<at::Tensor, std::vector<at::Tensor>> kron_matvec_backward_cuda(
   return {gx, map_group_grads(hp, factors, gg, need)};
 }
 
-at::Tensor kru_recurrence_cuda(const at::Tensor& ux_in, const at::Tensor& h0_in, at::TensorList factors,
-                               const at::Tensor& bias_in, double eps) {
+std::tuple<at::Tensor, at::Tensor> kru_recurrence_cuda(const at::Tensor& ux_in, const at::Tensor& h0_in,
+                                                       at::TensorList factors, const at::Tensor& bias_in,
+                                                       double eps) {
   check_pair(ux_in, "ux", 4);
   check_pair(h0_in, "h0", 3);
   const c10::cuda::CUDAGuard guard(ux_in.device());
@@ -408,7 +416,8 @@ at::Tensor kru_recurrence_cuda(const at::Tensor& ux_in, const at::Tensor& h0_in,
               "kruzoo.kru_recurrence: h0 / bias shapes do not match ux");
   const at::Tensor ux = ux_in.contiguous(), h0 = h0_in.contiguous(), bias = bias_in.contiguous();
   at::Tensor hs = at::empty_like(ux);
-  if (B == 0 || T == 0) return hs;
+  // The last state as its own output (see kru_cpu.cpp); T = 0: h0.
+  if (B == 0 || T == 0) return {hs, h0.clone()};
   AT_DISPATCH_FLOATING_TYPES(ux.scalar_type(), "kruzoo_kru_recurrence_cuda", [&] {
     using S = scalar_t;
     Launch l = plan_memory(4 * N + 4 * pl.max_sz, B, sizeof(S), ux.options());
@@ -417,19 +426,26 @@ at::Tensor kru_recurrence_cuda(const at::Tensor& ux_in, const at::Tensor& h0_in,
         static_cast<S>(eps), hs.data_ptr<S>(), T, l.scratch.data_ptr<S>(), l.per_block, l.use_smem);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  return hs;
+  return {hs, hs.select(1, T - 1).clone()};
 }
 
 std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recurrence_backward_cuda(
-    const at::Tensor& ghs_in, const at::Tensor& ux_in, const at::Tensor& hs_in, const at::Tensor& h0_in,
-    at::TensorList factors, const at::Tensor& bias_in, double eps, const c10::List<bool>& needs_list) {
+    const c10::optional<at::Tensor>& ghs_in, const c10::optional<at::Tensor>& glast_in,
+    const at::Tensor& ux_in, const at::Tensor& hs_in, const at::Tensor& h0_in, at::TensorList factors,
+    const at::Tensor& bias_in, double eps, const c10::List<bool>& needs_list) {
   const std::vector<bool> need = to_vec(needs_list);
   const c10::cuda::CUDAGuard guard(ux_in.device());
   HostPlan hp = make_plan(factors, need, 1);
   Plan pl = hp.plan;
   assign_acc(pl);
   const int64_t B = ux_in.size(0), T = ux_in.size(1), N = ux_in.size(2);
-  const at::Tensor ghs = ghs_in.contiguous(), ux = ux_in.contiguous(), hs = hs_in.contiguous();
+  const bool has_ghs = ghs_in.has_value() && ghs_in->defined();
+  const bool has_glast = glast_in.has_value() && glast_in->defined();
+  TORCH_CHECK(!has_ghs || ghs_in->sizes() == ux_in.sizes(), "kruzoo: grad_hs shape does not match ux");
+  TORCH_CHECK(!has_glast || glast_in->sizes() == h0_in.sizes(), "kruzoo: grad_last shape does not match h0");
+  const at::Tensor ghs = has_ghs ? ghs_in->contiguous() : at::Tensor();
+  const at::Tensor glast = has_glast ? glast_in->contiguous() : at::Tensor();
+  const at::Tensor ux = ux_in.contiguous(), hs = hs_in.contiguous();
   const at::Tensor h0 = h0_in.contiguous(), bias = bias_in.contiguous();
   at::Tensor gux = at::empty_like(ux);
   at::Tensor gh0 = at::empty_like(h0);
@@ -441,7 +457,8 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recu
       using S = scalar_t;
       Launch l = plan_memory(8 * N + 4 * pl.max_sz + 2 * pl.max_sz * pl.m, B, sizeof(S), ux.options());
       kru_bwd_kernel<S><<<B, kThreads, l.smem, c10::cuda::getCurrentCUDAStream()>>>(
-          pl, hp.packed.data_ptr<S>(), ghs.data_ptr<S>(), ux.data_ptr<S>(), hs.data_ptr<S>(),
+          pl, hp.packed.data_ptr<S>(), has_ghs ? ghs.data_ptr<S>() : nullptr,
+          has_glast ? glast.data_ptr<S>() : nullptr, ux.data_ptr<S>(), hs.data_ptr<S>(),
           h0.data_ptr<S>(), bias.data_ptr<S>(), static_cast<S>(eps), T, want, gux.data_ptr<S>(),
           gh0.data_ptr<S>(), gacc.data_ptr<S>(), gbias_blocks.data_ptr<S>(), l.scratch.data_ptr<S>(),
           l.per_block, l.use_smem);
@@ -449,7 +466,8 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recu
     });
   } else {
     gux.zero_();
-    gh0.copy_(h0.mul(0));
+    // T = 0: the last state is h0 itself.
+    if (has_glast) gh0.copy_(glast); else gh0.zero_();
   }
   std::vector<at::Tensor> gg = want ? group_grads_from(pl, gacc) : std::vector<at::Tensor>(pl.m);
   return {gux, gh0, map_group_grads(hp, factors, gg, need), gbias_blocks.sum(0)};

@@ -88,6 +88,44 @@ def test_recurrence_matches_reference_float64(name, fuse_env, monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=lambda m, lab=lab: f"grad {lab}: {m}")
 
 
+@pytest.mark.parametrize("name", ["nine_2x2_N512", "non_square", "dense_one_factor"])
+def test_last_state_output_and_its_gradient(name):
+    """The op's second output (the last state, which tasks scored at the last step use alone, so
+    that backward receives no gradient for all states) against the reference: a loss on it alone,
+    and a loss on both outputs (both gradients enter the backward)."""
+    ux, h0, factors, bias = make_inputs(SHAPES[name], 2, 5, seed=7)
+    cot = torch.randn_like(ux)
+    labels = ["ux", "h0", *[f"factor{i}" for i in range(len(factors))], "bias"]
+
+    def leaves():
+        return [ux.clone().requires_grad_(), h0.clone().requires_grad_(),
+                *[f.clone().requires_grad_() for f in factors], bias.clone().requires_grad_()]
+
+    def reference_grads(both):
+        lv = leaves()
+        hs = reference.kru_recurrence(lv[0], lv[1], lv[2:-1], lv[-1], 1e-5)
+        loss = hs[:, -1].abs().pow(2).sum() + ((hs * cot.conj()).real.sum() if both else 0)
+        return hs[:, -1].detach(), torch.autograd.grad(loss, lv)
+
+    # the wrapper's last_only path: only the last-state output is used
+    lv = leaves()
+    last = fused.kru_recurrence(lv[0], lv[1], lv[2:-1], lv[-1], 1e-5, last_only=True)
+    got = torch.autograd.grad(last.abs().pow(2).sum(), lv)
+    want_last, want = reference_grads(both=False)
+    torch.testing.assert_close(last.detach(), want_last, rtol=1e-10, atol=1e-10)
+    for lab, a, b in zip(labels, got, want):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=lambda m, lab=lab: f"grad {lab}: {m}")
+    # the raw op with a loss on both outputs
+    lv = leaves()
+    hs, last = (torch.view_as_complex(t) for t in torch.ops.kruzoo.kru_recurrence(
+        torch.view_as_real(lv[0]), torch.view_as_real(lv[1]), [torch.view_as_real(f) for f in lv[2:-1]], lv[-1], 1e-5))
+    torch.testing.assert_close(last, hs[:, -1])
+    got = torch.autograd.grad(last.abs().pow(2).sum() + (hs * cot.conj()).real.sum(), lv)
+    _, want = reference_grads(both=True)
+    for lab, a, b in zip(labels, got, want):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=lambda m, lab=lab: f"grad {lab}: {m}")
+
+
 @pytest.mark.parametrize("impl", ["fused", "reference"])
 def test_blank_prefix_changes_no_gradient(impl):
     """A run of zero inputs from h_0 = 0 keeps h = 0 (pixel MNIST's blank prefix). Prepending one
@@ -285,7 +323,7 @@ def test_public_dispatch_and_reference_switch(monkeypatch):
     ux, h0, factors, bias = make_inputs([(2, 2)] * 3, 2, 3, seed=9)
     calls = []
     real = fused.kru_recurrence
-    monkeypatch.setattr(fused, "kru_recurrence", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(fused, "kru_recurrence", lambda *a, **k: calls.append(1) or real(*a, **k))
     out = ops.kru_recurrence(ux, h0, factors, bias, 1e-5)
     assert calls, "kruzoo.ops.kru_recurrence did not use the fused op although it is built"
     monkeypatch.setenv("KRUZOO_REFERENCE_OPS", "1")

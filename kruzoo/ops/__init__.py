@@ -49,8 +49,8 @@ def kron_matvec(factors, x):
     return _reference.kron_matvec(factors, x)
 
 
-def kru_recurrence(ux, h0, factors, bias, eps):
-    """All hidden states of the KRU recurrence (see ``reference.kru_recurrence``)."""
+def kru_recurrence(ux, h0, factors, bias, eps, last_only=False):
+    """All hidden states of the KRU recurrence, or only the last (see ``reference.kru_recurrence``)."""
     if _use_fused(ux, h0, bias, *factors):
-        return _fused.kru_recurrence(ux, h0, factors, bias, eps)
-    return kru_recurrence_reference(ux, h0, factors, bias, eps)
+        return _fused.kru_recurrence(ux, h0, factors, bias, eps, last_only)
+    return kru_recurrence_reference(ux, h0, factors, bias, eps, last_only)

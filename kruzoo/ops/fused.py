@@ -55,10 +55,10 @@ def _register() -> None:
 
     @torch.library.register_fake("kruzoo::kru_recurrence")
     def _kru_recurrence_fake(ux, h0, factors, bias, eps):
-        return torch.empty_like(ux)
+        return torch.empty_like(ux), torch.empty_like(h0)
 
     @torch.library.register_fake("kruzoo::kru_recurrence_backward")
-    def _kru_recurrence_backward_fake(grad_hs, ux, hs, h0, factors, bias, eps, factor_needs_grad):
+    def _kru_recurrence_backward_fake(grad_hs, grad_last, ux, hs, h0, factors, bias, eps, factor_needs_grad):
         gf = [f.new_empty(f.shape) if n else f.new_empty((0,)) for f, n in zip(factors, factor_needs_grad)]
         return torch.empty_like(ux), torch.empty_like(h0), gf, torch.empty_like(bias)
 
@@ -90,14 +90,21 @@ def _register() -> None:
         ux, h0, factors, bias, eps = inputs
         ctx.eps = eps
         ctx.n_factors = len(factors)
-        ctx.save_for_backward(ux, output, h0, bias, *factors)
+        ctx.save_for_backward(ux, output[0], h0, bias, *factors)
+        # An unused output's gradient arrives as None, not as zeros: a loss on the last state
+        # alone (tasks scored at the last step) then costs no (B, T, N) zero tensor.
+        ctx.set_materialize_grads(False)
 
-    def _rec_backward(ctx, grad_hs):
+    def _rec_backward(ctx, grad_hs, grad_last):
         ux, hs, h0, bias, *factors = ctx.saved_tensors
         need = ctx.needs_input_grad
         fneed = _factor_flags(need[2], ctx.n_factors)
+        if grad_hs is None and grad_last is None:
+            return None, None, [None] * ctx.n_factors, None, None
         gux, gh0, gf, gb = ops.kru_recurrence_backward(
-            grad_hs.contiguous(), ux, hs, h0, factors, bias, ctx.eps, fneed
+            None if grad_hs is None else grad_hs.contiguous(),
+            None if grad_last is None else grad_last.contiguous(),
+            ux, hs, h0, factors, bias, ctx.eps, fneed,
         )
         return (
             gux if need[0] else None,
@@ -153,16 +160,19 @@ def kron_matvec(factors: Sequence[Tensor], x: Tensor) -> Tensor:
     return y if is_complex else y.real
 
 
-def kru_recurrence(ux: Tensor, h0: Tensor, factors: Sequence[Tensor], bias: Tensor, eps: float) -> Tensor:
+def kru_recurrence(
+    ux: Tensor, h0: Tensor, factors: Sequence[Tensor], bias: Tensor, eps: float, last_only: bool = False
+) -> Tensor:
     """Fused KRU recurrence, same contract as ``reference.kru_recurrence``:
-    ux (B, T, N) complex, h0 (B, N) (or (N,), broadcast), factors (p_i, q_i), bias (N,) real."""
+    ux (B, T, N) complex, h0 (B, N) (or (N,), broadcast), factors (p_i, q_i), bias (N,) real.
+    ``last_only``: return only h_{T-1} (B, N), through the op's own last-state output."""
     if ux.dim() != 3:
         raise ValueError(f"ux must be (B, T, N), got shape {tuple(ux.shape)}")
     ctype = _complex_dtype(ux, h0, bias, *factors)
     rtype = torch.float64 if ctype == torch.complex128 else torch.float32
     if h0.dim() == 1:
         h0 = h0.expand(ux.shape[0], -1)
-    hs = torch.ops.kruzoo.kru_recurrence(
+    hs, last = torch.ops.kruzoo.kru_recurrence(
         _pairs(ux, ctype), _pairs(h0, ctype), [_pairs(f, ctype) for f in factors], bias.to(rtype), float(eps)
     )
-    return torch.view_as_complex(hs)
+    return torch.view_as_complex(last if last_only else hs)

@@ -83,16 +83,19 @@ def modrelu(z: Tensor, bias: Tensor, eps: float) -> Tensor:
     return z * torch.where(sq > 0, torch.relu(mag + bias) / mag, 0.0)
 
 
-def kru_recurrence(ux: Tensor, h0: Tensor, factors: Sequence[Tensor], bias: Tensor, eps: float) -> Tensor:
+def kru_recurrence(
+    ux: Tensor, h0: Tensor, factors: Sequence[Tensor], bias: Tensor, eps: float, last_only: bool = False
+) -> Tensor:
     """The KRU recurrence over a whole sequence.
 
     ``h_t = modReLU(W h_{t-1} + ux_t; bias)`` with ``W = ⊗ factors`` (complex).
     ux: (B, T, N) complex input projections; h0: (B, N) complex; bias: (N,) real.
-    Returns all hidden states, (B, T, N) complex.
+    Returns all hidden states, (B, T, N) complex, or with ``last_only`` the last one, (B, N).
     """
     h = h0
     out = []
     for u in ux.unbind(1):  # unbind, not ux[:, t]: slicing in a loop makes backward O(T²)
         h = modrelu(kron_matvec(factors, h) + u, bias, eps)
-        out.append(h)
-    return torch.stack(out, dim=1)
+        if not last_only:
+            out.append(h)
+    return h if last_only else torch.stack(out, dim=1)
