@@ -23,9 +23,11 @@ LOGS, FIGURES = HERE / "logs", HERE / "figures"
 CURVES = {
     "copy": ("copy_", "val/loss", "validation cross-entropy (nats)", True, 10 * math.log(8) / 1020),
     "adding": ("adding_", "val/loss", "validation MSE", True, 1 / 6),
+    "adding750": ("adding750_", "val/loss", "validation MSE (T=750)", True, 1 / 6),
     "pmnist": ("pmnist_", "val/acc", "validation accuracy", False, None),
     "ptb": ("ptb_", "val/bits", "validation bits per character", False, None),
     "jsb": ("jsb_", "val/loss", "validation NLL per frame (nats)", False, None),
+    "nottingham": ("nottingham_", "val/loss", "validation NLL per frame (nats)", False, None),
 }
 
 
@@ -66,7 +68,38 @@ def plot_spectra() -> list[Path]:
     return written
 
 
+# The adding-problem recurrences side by side: soft unitarity (KRU, two penalty weights) against
+# strict (KRU frozen at its unitary init, uRNN, fuRNN's Cayley step).
+UNITARITY = {
+    "adding_kru": "KRU, penalty 0.001",
+    "adding_kru_penalty10": "KRU, penalty 10",
+    "adding_kru_frozen": "KRU, frozen unitary",
+    "adding_urnn": "uRNN (unitary by construction)",
+    "adding_furnn": "fuRNN (Cayley step)",
+}
+
+
+def plot_unitarity() -> list[Path]:
+    from kruzoo.spectrum import eigenvalues, load_checkpoint_model
+
+    runs = {label: LOGS / run / "last.ckpt" for run, label in UNITARITY.items() if (LOGS / run / "last.ckpt").exists()}
+    if not runs:
+        return []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, ckpt in runs.items():
+        (eig,) = eigenvalues(load_checkpoint_model(ckpt).recurrent_matrix())
+        ax.plot(eig.abs().sort(descending=True).values.numpy(), label=label)
+    ax.axhline(1.0, color="gray", linestyle="--", linewidth=1)
+    ax.set(xlabel="index (sorted)", ylabel="|λ|", title="adding T=100: eigenvalue moduli of the trained W")
+    ax.legend()
+    fig.tight_layout()
+    out = FIGURES / "spectra_adding_soft_vs_strict.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return [out]
+
+
 if __name__ == "__main__":
     FIGURES.mkdir(exist_ok=True)
-    for path in plot_curves() + plot_spectra():
+    for path in plot_curves() + plot_spectra() + plot_unitarity():
         print(path.relative_to(HERE.parent))
