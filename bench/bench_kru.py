@@ -25,7 +25,9 @@ import time
 import torch
 from torch import nn
 
-torch.set_flush_denormal(True)  # as the CLI does: denormal states/gradients cost ~100x
+from kruzoo.runtime import configure_cpu
+
+configure_cpu()  # as the CLI does: flush denormals (they cost ~100x), reuse freed memory
 
 from kruzoo.cores import KRUCore  # noqa: E402
 from kruzoo.ops import fused  # noqa: E402

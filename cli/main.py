@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from kruzoo import pretrained
+from kruzoo.runtime import configure_cpu
 from kruzoo.datamodules import SequenceDataModule
 from kruzoo.sequence_model import SequenceModel
 
@@ -91,8 +92,7 @@ class KruzooCLI(LightningCLI):
 
 
 def main(args=None) -> KruzooCLI:
-    # Denormals make recurrent backward passes up to 10× slower on CPUs.
-    torch.set_flush_denormal(True)
+    configure_cpu()  # flush denormals, reuse freed memory (kruzoo/runtime.py says why)
     return KruzooCLI(
         SequenceModel,
         SequenceDataModule,
