@@ -59,6 +59,9 @@ elif [ "$lane" = d ]; then
     --trainer.max_time 00:00:50:00 --trainer.val_check_interval 200 --trainer.limit_val_batches 20
   resume pmnist_kru resume --config configs/pmnist/kru.yaml --data.data_dir "$data/mnist" --data.download false \
     --trainer.max_time 00:02:15:00 --trainer.val_check_interval 200 --trainer.limit_val_batches 20
+  # Restarted from its last.ckpt once the CLI reused freed memory (runtime.configure_cpu): same command.
+  resume pmnist_kru resume2 --config configs/pmnist/kru.yaml --data.data_dir "$data/mnist" --data.download false \
+    --trainer.max_time 00:02:15:00 --trainer.val_check_interval 200 --trainer.limit_val_batches 20
 elif [ "$lane" = e ]; then
   # The trained recurrence under a 10,000x stronger soft-unitary penalty (adding_kru's recurrence contracted
   # to |lambda| 0.4-0.6 under penalty 0.001 and stayed at the baseline).
