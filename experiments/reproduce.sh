@@ -16,12 +16,12 @@ run() {  # name, then kruzoo fit arguments
   local rc=$?
   echo "== $(date -u +%FT%TZ) $name exit $rc"
 }
-resume() {  # earlier run's name, a tag for the log, then kruzoo fit arguments; continues from its last.ckpt
-  local name=$1 tag=$2; shift 2
+resume() {  # earlier run's name, a tag for the log, the checkpoint ("last" or a file), then kruzoo fit arguments
+  local name=$1 tag=$2 ckpt=$3; shift 3
   if [ -e "$out/$name.$tag.log" ]; then echo "== $name: $out/$name.$tag.log exists, skipped"; return; fi
-  echo "== $(date -u +%FT%TZ) $name ($tag): kruzoo fit $* --ckpt_path last"
+  echo "== $(date -u +%FT%TZ) $name ($tag): kruzoo fit $* --ckpt_path $ckpt"
   OMP_NUM_THREADS=1 kruzoo fit "$@" --trainer.default_root_dir "$out/$name" --trainer.enable_progress_bar false \
-    --ckpt_path last > "$out/$name.$tag.log" 2>&1
+    --ckpt_path "$ckpt" > "$out/$name.$tag.log" 2>&1
   local rc=$?
   echo "== $(date -u +%FT%TZ) $name exit $rc"
 }
@@ -43,9 +43,9 @@ elif [ "$lane" = b ]; then
 elif [ "$lane" = c ]; then
   # To step 20,016 (val MSE 0.02-0.03 since step 8K at a constant lr), then with the lr decayed 0.3x per
   # epoch (5,000 steps; the checkpoint has no scheduler state, so the decay starts at the resumed epoch).
-  resume adding_kru_frozen resume --config configs/adding/kru.yaml --model.init_args.freeze_recurrence true \
+  resume adding_kru_frozen resume last --config configs/adding/kru.yaml --model.init_args.freeze_recurrence true \
     --trainer.max_time 00:00:40:00 --trainer.val_check_interval 1000 --data.val_size 1000
-  resume adding_kru_frozen decay --config configs/adding/kru.yaml --model.init_args.freeze_recurrence true \
+  resume adding_kru_frozen decay last --config configs/adding/kru.yaml --model.init_args.freeze_recurrence true \
     --model.init_args.lr_scheduler torch.optim.lr_scheduler.ExponentialLR --model.init_args.lr_scheduler.gamma 0.3 \
     --trainer.max_time 00:00:55:00 --trainer.val_check_interval 1000 --data.val_size 1000
   run adding750_kru_frozen --config configs/adding/kru.yaml --model.init_args.freeze_recurrence true --data.seq_len 750 \
@@ -57,10 +57,17 @@ elif [ "$lane" = c ]; then
 elif [ "$lane" = d ]; then
   run pmnist_lstm --config configs/pmnist/lstm.yaml --data.data_dir "$data/mnist" --data.download false \
     --trainer.max_time 00:00:50:00 --trainer.val_check_interval 200 --trainer.limit_val_batches 20
-  resume pmnist_kru resume --config configs/pmnist/kru.yaml --data.data_dir "$data/mnist" --data.download false \
+  resume pmnist_kru resume last --config configs/pmnist/kru.yaml --data.data_dir "$data/mnist" --data.download false \
     --trainer.max_time 00:02:15:00 --trainer.val_check_interval 200 --trainer.limit_val_batches 20
   # Restarted from its last.ckpt once the CLI reused freed memory (runtime.configure_cpu): same command.
-  resume pmnist_kru resume2 --config configs/pmnist/kru.yaml --data.data_dir "$data/mnist" --data.download false \
+  resume pmnist_kru resume2 last --config configs/pmnist/kru.yaml --data.data_dir "$data/mnist" --data.download false \
+    --trainer.max_time 00:02:15:00 --trainer.val_check_interval 200 --trainer.limit_val_batches 20
+  # At the constant lr 1e-3 it became unstable after step 2,100 (gradient norms 1e2-1e6 before clipping,
+  # val accuracy 85% -> 51% by step 3,000): continue from the best checkpoint (step 2,100) with the lr
+  # decayed 0.3x per epoch (1,100 steps).
+  resume pmnist_kru decay "$out/pmnist_kru/runs/PixelMNISTDataModule-KRU/version_0/checkpoints/best-epoch=1-step=2100.ckpt" \
+    --config configs/pmnist/kru.yaml --data.data_dir "$data/mnist" --data.download false \
+    --model.init_args.lr_scheduler torch.optim.lr_scheduler.ExponentialLR --model.init_args.lr_scheduler.gamma 0.3 \
     --trainer.max_time 00:02:15:00 --trainer.val_check_interval 200 --trainer.limit_val_batches 20
 elif [ "$lane" = e ]; then
   # The trained recurrence under a 10,000x stronger soft-unitary penalty (adding_kru's recurrence contracted
