@@ -108,9 +108,10 @@ KRU_HD void modrelu_fwd(S ar, S ai, S b, S eps, S& hr, S& hi) {
 // contribution to dL/db.  With s = 1 + b/mag on the active side:
 //   dL/da = s * g + a * (-b * <a, g> / mag^3),   dL/db = <a, g> / mag,   <a, g> = ar gr + ai gi.
 // relu'(0) = 0 as in torch.relu.  At a = 0 exactly the derivative is taken as 0, not the smoothed
-// 1 + b/sqrt(eps): a = 0 only while the state is still h_0 = 0 and the input is 0 (pixel MNIST's
-// blank prefix), where no parameter gradient flows anyway (dL/dW ~ h = 0, dL/dU ~ x = 0,
-// dL/db ~ <a, g> = 0), but a factor of 1 + b/sqrt(eps) per step overflowed BPTT to inf, then NaN.
+// 1 + b/sqrt(eps) (modReLU has none there).  In practice a = 0 while the state is still h_0 = 0
+// and the input is 0 (pixel MNIST's blank prefix), where no parameter gradient flows anyway
+// (dL/dW ~ h = 0, dL/dU ~ x = 0, dL/db ~ <a, g> = 0), but a factor of 1 + b/sqrt(eps) per step
+// overflowed BPTT to inf, then NaN.
 template <typename S>
 KRU_HD void modrelu_bwd(S ar, S ai, S b, S eps, S gr, S gi, S& gar, S& gai, S& gb) {
   const S a2 = ar * ar + ai * ai;

@@ -74,9 +74,10 @@ def modrelu(z: Tensor, bias: Tensor, eps: float) -> Tensor:
     """modReLU(z) = z/|z| · max(|z| + b, 0) with |z| taken as sqrt(|z|² + eps).
 
     The eps keeps value and gradient finite near z = 0 (the fused kernels use the same formula).
-    At z = 0 exactly the gradient is 0, not the smoothed 1 + b/√eps: z = 0 only while the state is
-    still h_0 = 0 and the input is 0 (pixel MNIST's blank prefix), where no parameter gradient
-    flows, but 1 + b/√eps per step overflowed backpropagation through such a prefix to inf.
+    At z = 0 exactly the gradient is 0, not the smoothed 1 + b/√eps (modReLU itself has no
+    derivative there; 0 is the choice, as relu'(0) = 0). In practice z = 0 while the state is still
+    h_0 = 0 and the input is 0 (pixel MNIST's blank prefix): no parameter gradient flows through
+    those steps, but 1 + b/√eps per step overflowed backpropagation through them to inf.
     """
     sq = z.real.square() + z.imag.square()
     mag = torch.sqrt(sq + eps)
