@@ -64,10 +64,10 @@ elif [ "$lane" = d ]; then
     --trainer.max_time 00:02:15:00 --trainer.val_check_interval 200 --trainer.limit_val_batches 20
   # At the constant lr 1e-3 it became unstable after step 2,100 (gradient norms 1e2-1e6 before clipping,
   # val accuracy 85% -> 51% by step 3,000): continue from the best checkpoint (step 2,100) with the lr
-  # decayed 0.3x per epoch (1,100 steps).
+  # decayed 0.6x per epoch (1,100 steps).
   resume pmnist_kru decay "$out/pmnist_kru/runs/PixelMNISTDataModule-KRU/version_0/checkpoints/best-epoch=1-step=2100.ckpt" \
     --config configs/pmnist/kru.yaml --data.data_dir "$data/mnist" --data.download false \
-    --model.init_args.lr_scheduler torch.optim.lr_scheduler.ExponentialLR --model.init_args.lr_scheduler.gamma 0.3 \
+    --model.init_args.lr_scheduler torch.optim.lr_scheduler.ExponentialLR --model.init_args.lr_scheduler.gamma 0.6 \
     --trainer.max_time 00:02:15:00 --trainer.val_check_interval 200 --trainer.limit_val_batches 20
 elif [ "$lane" = e ]; then
   # The trained recurrence under a 10,000x stronger soft-unitary penalty (adding_kru's recurrence contracted
