@@ -12,8 +12,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from kruzoo import pretrained
-from kruzoo.runtime import configure_cpu
 from kruzoo.datamodules import SequenceDataModule
+from kruzoo.runtime import configure_cpu
 from kruzoo.sequence_model import SequenceModel
 
 

@@ -19,8 +19,8 @@ def keep_freed_memory() -> bool:
     A (B, T, N) tensor of a long sequence (160 MB for pixel MNIST at N=512, B=50) is far above
     glibc's mmap threshold, so each one is a fresh mmap whose pages fault in on first write, and a
     munmap when freed. A KRU training step allocates several (inputs projected, states, their
-    gradients) and the page faults cost about as much as the recurrence itself: a pixel-MNIST step
-    went from 432 to 242 ms CPU with this setting. With mmap off and trimming only above 2 GiB of
+    gradients) and the page faults cost about as much as the recurrence itself: the pixel-MNIST
+    step of ``bench/bench_kru.py`` went from 445 to 195 ms CPU with this setting. With mmap off and trimming only above 2 GiB of
     free heap, freed blocks are reused; the price is that the process keeps its peak heap.
     Returns False, changing nothing, where there is no glibc ``mallopt`` (other C libraries or
     systems).
