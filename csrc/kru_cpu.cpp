@@ -20,8 +20,12 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
 #include <cstring>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -35,22 +39,57 @@
 namespace kru {
 namespace {
 
-// One cache line of scalars: the chunk the hot loops keep in one vector register (AVX-512) or
-// two (AVX2).  Written with explicit vector types: left to itself, GCC vectorised the wrong loop
-// of the small-matrix kernels (the j loop, with gathers) and ran ~10x slower.
-template <typename S>
-constexpr int kV = 64 / static_cast<int>(sizeof(S));
+// The SIMD width follows the build target, so that every ISA runs at its native width: a fixed
+// 64-byte vector built for AVX2 made GCC emulate it on pairs of 256-bit registers (and its lane
+// permutations with run-time index vectors), 5x slower than 32-byte vectors on the same machine.
+//   AVX-512: 64 bytes, AVX/AVX2: 32, SSE2 / NEON / VSX: 16, anything else (MSVC, unknown
+//   targets): scalar.  -DKRU_VEC_BYTES=<n> overrides (0 = the scalar path; tests build it).
+// Written with explicit vector types: left to itself, GCC vectorised the wrong loop of the
+// small-matrix kernels (the j loop, with gathers) and ran ~10x slower.
+#if !defined(KRU_VEC_BYTES)
+#if !(defined(__GNUC__) || defined(__clang__))
+#define KRU_VEC_BYTES 0
+#elif defined(__AVX512F__)
+#define KRU_VEC_BYTES 64
+#elif defined(__AVX__)
+#define KRU_VEC_BYTES 32
+#elif defined(__SSE2__) || defined(__ARM_NEON) || defined(__aarch64__) || defined(__ALTIVEC__) || \
+    defined(__riscv_vector)
+#define KRU_VEC_BYTES 16
+#else
+#define KRU_VEC_BYTES 0
+#endif
+#endif
+#if KRU_VEC_BYTES != 0 && KRU_VEC_BYTES != 16 && KRU_VEC_BYTES != 32 && KRU_VEC_BYTES != 64
+#error "KRU_VEC_BYTES must be 0 (scalar), 16, 32 or 64"
+#endif
+#if KRU_VEC_BYTES > 0 && !(defined(__GNUC__) || defined(__clang__))
+#error "SIMD vector types need GCC or clang; build with -DKRU_VEC_BYTES=0"
+#endif
+// Never wider than the target's registers: a wider vector would be emulated, silently and slowly.
+#if (defined(__x86_64__) || defined(__i386__)) && \
+    ((KRU_VEC_BYTES == 64 && !defined(__AVX512F__)) || (KRU_VEC_BYTES == 32 && !defined(__AVX__)) || \
+     (KRU_VEC_BYTES == 16 && !defined(__SSE2__)))
+#error "KRU_VEC_BYTES is wider than this target's vector registers"
+#endif
+#if !(defined(__x86_64__) || defined(__i386__)) && KRU_VEC_BYTES > 16
+#error "KRU_VEC_BYTES > 16 is only supported on x86 (AVX / AVX-512)"
+#endif
 
-#if defined(__GNUC__) || defined(__clang__)
+// Scalars per vector (1 on the scalar path).
+template <typename S>
+constexpr int kV = KRU_VEC_BYTES >= static_cast<int>(sizeof(S)) ? KRU_VEC_BYTES / static_cast<int>(sizeof(S)) : 1;
+
+#if KRU_VEC_BYTES > 0
 template <typename S>
 struct VecOf;
 template <>
 struct VecOf<float> {
-  typedef float type __attribute__((vector_size(64)));
+  typedef float type __attribute__((vector_size(KRU_VEC_BYTES)));
 };
 template <>
 struct VecOf<double> {
-  typedef double type __attribute__((vector_size(64)));
+  typedef double type __attribute__((vector_size(KRU_VEC_BYTES)));
 };
 template <typename S>
 using Vec = typename VecOf<S>::type;
@@ -58,24 +97,6 @@ template <typename S>
 inline Vec<S> vsplat(S x) {
   return Vec<S>{} + x;
 }
-#else
-// Portable fallback (e.g. MSVC): a fixed-size array with element-wise operators.
-template <typename S>
-struct Vec {
-  S v[kV<S>];
-  friend Vec operator+(Vec a, const Vec& b) { for (int i = 0; i < kV<S>; ++i) a.v[i] += b.v[i]; return a; }
-  friend Vec operator-(Vec a, const Vec& b) { for (int i = 0; i < kV<S>; ++i) a.v[i] -= b.v[i]; return a; }
-  friend Vec operator*(Vec a, const Vec& b) { for (int i = 0; i < kV<S>; ++i) a.v[i] *= b.v[i]; return a; }
-  Vec& operator+=(const Vec& b) { return *this = *this + b; }
-  Vec& operator-=(const Vec& b) { return *this = *this - b; }
-};
-template <typename S>
-inline Vec<S> vsplat(S x) {
-  Vec<S> r;
-  for (int i = 0; i < kV<S>; ++i) r.v[i] = x;
-  return r;
-}
-#endif
 template <typename S>
 inline Vec<S> vload(const S* p) {
   Vec<S> v;
@@ -87,42 +108,88 @@ inline void vstore(S* p, const Vec<S>& v) {
   std::memcpy(p, &v, sizeof v);
 }
 
-// Lane permutation x[l] -> x[l ^ s] (the partner lane of a 2x2 factor at lane stride s).
-#if defined(__GNUC__) && !defined(__clang__)
+// Lane permutation x[l] -> x[l ^ Sh] (the partner lane of a 2x2 factor at lane stride Sh), with a
+// compile-time pattern so that the compiler emits the ISA's own shuffle (vpermilps, vperm2f128,
+// vshuff32x4, ext/rev on NEON ...), never a run-time index vector.
 template <typename S>
-struct MaskOf;
-template <>
-struct MaskOf<float> {
-  typedef int32_t type __attribute__((vector_size(64)));
-};
-template <>
-struct MaskOf<double> {
-  typedef int64_t type __attribute__((vector_size(64)));
-};
-template <typename S>
-struct Perm {
-  typename MaskOf<S>::type m;
-  void set(int s) {
-    for (int l = 0; l < kV<S>; ++l) m[l] = l ^ s;
-  }
-  Vec<S> operator()(const Vec<S>& x) const { return __builtin_shuffle(x, m); }
-};
+using MaskOf = std::conditional_t<sizeof(S) == 4, int32_t, int64_t>;
+template <int Sh, typename S, int... L>
+inline Vec<S> perm_xor_impl(const Vec<S>& x, std::integer_sequence<int, L...>) {
+#if defined(__clang__)
+  return __builtin_shufflevector(x, x, (L ^ Sh)...);
 #else
+  typedef MaskOf<S> M __attribute__((vector_size(KRU_VEC_BYTES)));
+  return __builtin_shuffle(x, M{(L ^ Sh)...});
+#endif
+}
+template <int Sh, typename S>
+inline Vec<S> perm_xor(const Vec<S>& x) {
+  return perm_xor_impl<Sh, S>(x, std::make_integer_sequence<int, kV<S>>{});
+}
+#else
+// The scalar path: a "vector" of one lane (every kernel keeps its structure; no lane tail).
 template <typename S>
-struct Perm {
-  int idx[kV<S>];
-  void set(int s) {
-    for (int l = 0; l < kV<S>; ++l) idx[l] = l ^ s;
-  }
-  Vec<S> operator()(const Vec<S>& x) const {
-    S a[kV<S>], r[kV<S>];
-    std::memcpy(a, &x, sizeof a);
-    for (int l = 0; l < kV<S>; ++l) r[l] = a[idx[l]];
-    Vec<S> y;
-    std::memcpy(&y, r, sizeof y);
-    return y;
-  }
-};
+using Vec = S;
+template <typename S>
+inline S vsplat(S x) {
+  return x;
+}
+template <typename S>
+inline S vload(const S* p) {
+  return *p;
+}
+template <typename S>
+inline void vstore(S* p, const S& v) {
+  *p = v;
+}
+template <int Sh, typename S>
+inline S perm_xor(const S& x) {
+  static_assert(Sh == 0, "no lane permutations on the scalar path");
+  return x;
+}
+#endif
+
+// log2 of the lanes: the number of 2x2 factors a lane tail holds (0 on the scalar path).
+template <typename S>
+constexpr int kTail = kV<S> >= 16 ? 4 : kV<S> >= 8 ? 3 : kV<S> >= 4 ? 2 : kV<S> >= 2 ? 1 : 0;
+
+// Calls fn(std::integral_constant<int, f>) for f = 0 .. N-1: the lane-tail loops, unrolled so that
+// each factor's permutation is a compile-time pattern.
+template <typename Fn, int... F>
+inline void for_each_factor_impl(Fn&& fn, std::integer_sequence<int, F...>) {
+  (fn(std::integral_constant<int, F>{}), ...);
+}
+template <int N, typename Fn>
+inline void for_each_factor(Fn&& fn) {
+  for_each_factor_impl(fn, std::make_integer_sequence<int, N>{});
+}
+template <typename Fn, int... F>
+inline void for_each_factor_rev_impl(Fn&& fn, std::integer_sequence<int, F...>) {
+  (fn(std::integral_constant<int, static_cast<int>(sizeof...(F)) - 1 - F>{}), ...);
+}
+template <int N, typename Fn>
+inline void for_each_factor_rev(Fn&& fn) {
+  for_each_factor_rev_impl(fn, std::make_integer_sequence<int, N>{});
+}
+
+// The ISA the kernels were compiled for, reported by kruzoo::build_info (the benchmark prints it).
+constexpr const char* kIsa =
+#if KRU_VEC_BYTES == 0
+    "scalar";
+#elif defined(__AVX512F__) && KRU_VEC_BYTES == 64
+    "avx512";
+#elif defined(__AVX2__) && KRU_VEC_BYTES == 32
+    "avx2";
+#elif defined(__AVX__) && KRU_VEC_BYTES == 32
+    "avx";
+#elif defined(__aarch64__) || defined(__ARM_NEON)
+    "neon";
+#elif defined(__SSE4_2__) && KRU_VEC_BYTES == 16
+    "sse4.2";
+#elif defined(__SSE2__) && KRU_VEC_BYTES == 16
+    "sse2";
+#else
+    "generic-simd";
 #endif
 
 // A complex SIMD vector (planar: re lanes, im lanes).
@@ -131,7 +198,6 @@ struct CVec {
   Vec<S> r, i;
 };
 
-constexpr int kMaxTail = 4;  // log2(16 float lanes)
 
 // at::parallel_for runs chunks on pool threads whose FTZ/DAZ flags are their own.  Copy the
 // caller's flags (torch.set_flush_denormal) into each chunk so the op honours them: decaying
@@ -265,8 +331,6 @@ struct CpuKron {
   std::vector<int64_t> acc_off;  // offset of each group's accumulator
   int64_t acc_size = 0;
 
-  Perm<S> perm[kMaxTail];  // lane permutations of the lane-tail factors
-
   CpuKron(const Plan& plan, const S* pk) : pl(plan), packed(pk) {
     for (int k = 0; k < pl.m; ++k) {
       const Group& g = pl.g[k];
@@ -280,38 +344,46 @@ struct CpuKron {
       acc_size += md == AccMode::kTail   ? 4 * kV<S> * g.lane_tail
                   : md == AccMode::kLane ? 2 * kV<S> * pq
                                          : 2 * pq;
-      if (md == AccMode::kTail) {
-        TORCH_CHECK(g.lane_tail <= kMaxTail && g.p == kV<S> && g.rest == 1, "kruzoo: bad lane tail");
-        for (int f = 0; f < g.lane_tail; ++f) perm[f].set(kV<S> >> (f + 1));
-      }
+      if (md == AccMode::kTail)
+        TORCH_CHECK(g.lane_tail == kTail<S> && g.p == kV<S> && g.rest == 1,
+                    "kruzoo: the plan's lane tail (", g.lane_tail, " factors of a ", g.p,
+                    "-lane group) does not match this build's ", kV<S>, "-lane vectors");
     }
   }
 
-  // The lane tail (see kru_plan.cpp): kt 2x2 factors, each one permutation and two complex
-  // multiply-adds on a vector of V lanes, instead of a dense V x V matrix (~2x fewer operations).
+  // The lane tail (see kru_plan.cpp): kTail 2x2 factors (log2 of the lanes), each one lane
+  // permutation and two complex multiply-adds on a vector, instead of a dense V x V matrix
+  // (~2x fewer operations).  Factor F is applied at lane stride V >> (F + 1).
   void load_tail(const Group& g, bool adjoint, CVec<S>* d, CVec<S>* o) const {
     constexpr int V = kV<S>;
-    for (int f = 0; f < g.lane_tail; ++f) {
+    for (int f = 0; f < kTail<S>; ++f) {
       const S* c = packed + g.off_lane + f * 8 * V + (adjoint ? 4 * V : 0);
       d[f] = {vload(c), vload(c + V)};
       o[f] = {vload(c + 2 * V), vload(c + 3 * V)};
     }
   }
 
-  CVec<S> tail_step(int f, const CVec<S>& d, const CVec<S>& o, const CVec<S>& x) const {
-    const Vec<S> pr = perm[f](x.r), pi = perm[f](x.i);
+  template <int F>
+  static CVec<S> tail_step(const CVec<S>& d, const CVec<S>& o, const CVec<S>& x) {
+    constexpr int Sh = kV<S> >> (F + 1);
+    const Vec<S> pr = perm_xor<Sh, S>(x.r), pi = perm_xor<Sh, S>(x.i);
     return {d.r * x.r - d.i * x.i + o.r * pr - o.i * pi, d.r * x.i + d.i * x.r + o.r * pi + o.i * pr};
   }
 
   void tail_apply(const Group& g, bool adjoint, const S* xr, const S* xi, S* yr, S* yi) const {
-    constexpr int V = kV<S>;
-    CVec<S> d[kMaxTail], o[kMaxTail];
-    load_tail(g, adjoint, d, o);
-    for (int64_t b = 0; b < g.before; ++b) {
-      CVec<S> x{vload(xr + b * V), vload(xi + b * V)};
-      for (int f = 0; f < g.lane_tail; ++f) x = tail_step(f, d[f], o[f], x);
-      vstore(yr + b * V, x.r);
-      vstore(yi + b * V, x.i);
+    if constexpr (kTail<S> > 0) {
+      constexpr int V = kV<S>;
+      CVec<S> d[kTail<S>], o[kTail<S>];
+      load_tail(g, adjoint, d, o);
+      for (int64_t b = 0; b < g.before; ++b) {
+        CVec<S> x{vload(xr + b * V), vload(xi + b * V)};
+        for_each_factor<kTail<S>>([&](auto fc) {
+          constexpr int f = decltype(fc)::value;
+          x = tail_step<f>(d[f], o[f], x);
+        });
+        vstore(yr + b * V, x.r);
+        vstore(yi + b * V, x.i);
+      }
     }
   }
 
@@ -320,41 +392,48 @@ struct CpuKron {
   // "diagonal" (same lane) and "off-diagonal" (partner lane) partial sums.
   void tail_backward(int k, const S* gr, const S* gi, const S* zr, const S* zi, S* outr, S* outi,
                      S* acc) const {
-    constexpr int V = kV<S>;
-    const Group& g = pl.g[k];
-    const int kt = g.lane_tail;
-    CVec<S> fd[kMaxTail], fo[kMaxTail], ad[kMaxTail], ao[kMaxTail];
-    load_tail(g, false, fd, fo);
-    load_tail(g, true, ad, ao);
-    S* A = acc + acc_off[k];
-    CVec<S> accd[kMaxTail], acco[kMaxTail];
-    for (int f = 0; f < kt; ++f) {
-      accd[f] = {vload(A + f * 4 * V), vload(A + f * 4 * V + V)};
-      acco[f] = {vload(A + f * 4 * V + 2 * V), vload(A + f * 4 * V + 3 * V)};
-    }
-    for (int64_t b = 0; b < g.before; ++b) {
-      CVec<S> zz[kMaxTail];
-      zz[0] = {vload(zr + b * V), vload(zi + b * V)};
-      for (int f = 0; f + 1 < kt; ++f) zz[f + 1] = tail_step(f, fd[f], fo[f], zz[f]);
-      CVec<S> gg{vload(gr + b * V), vload(gi + b * V)};
-      for (int f = kt - 1; f >= 0; --f) {
-        const Vec<S> pr = perm[f](zz[f].r), pi = perm[f](zz[f].i);
-        accd[f].r += gg.r * zz[f].r + gg.i * zz[f].i;
-        accd[f].i += gg.i * zz[f].r - gg.r * zz[f].i;
-        acco[f].r += gg.r * pr + gg.i * pi;
-        acco[f].i += gg.i * pr - gg.r * pi;
-        gg = tail_step(f, ad[f], ao[f], gg);
+    if constexpr (kTail<S> > 0) {
+      constexpr int V = kV<S>;
+      constexpr int KT = kTail<S>;
+      const Group& g = pl.g[k];
+      CVec<S> fd[KT], fo[KT], ad[KT], ao[KT];
+      load_tail(g, false, fd, fo);
+      load_tail(g, true, ad, ao);
+      S* A = acc + acc_off[k];
+      CVec<S> accd[KT], acco[KT];
+      for (int f = 0; f < KT; ++f) {
+        accd[f] = {vload(A + f * 4 * V), vload(A + f * 4 * V + V)};
+        acco[f] = {vload(A + f * 4 * V + 2 * V), vload(A + f * 4 * V + 3 * V)};
       }
-      if (outr != nullptr) {
-        vstore(outr + b * V, gg.r);
-        vstore(outi + b * V, gg.i);
+      for (int64_t b = 0; b < g.before; ++b) {
+        CVec<S> zz[KT];
+        zz[0] = {vload(zr + b * V), vload(zi + b * V)};
+        for_each_factor<KT - 1>([&](auto fc) {
+          constexpr int f = decltype(fc)::value;
+          zz[f + 1] = tail_step<f>(fd[f], fo[f], zz[f]);
+        });
+        CVec<S> gg{vload(gr + b * V), vload(gi + b * V)};
+        for_each_factor_rev<KT>([&](auto fc) {
+          constexpr int f = decltype(fc)::value;
+          constexpr int Sh = V >> (f + 1);
+          const Vec<S> pr = perm_xor<Sh, S>(zz[f].r), pi = perm_xor<Sh, S>(zz[f].i);
+          accd[f].r += gg.r * zz[f].r + gg.i * zz[f].i;
+          accd[f].i += gg.i * zz[f].r - gg.r * zz[f].i;
+          acco[f].r += gg.r * pr + gg.i * pi;
+          acco[f].i += gg.i * pr - gg.r * pi;
+          gg = tail_step<f>(ad[f], ao[f], gg);
+        });
+        if (outr != nullptr) {
+          vstore(outr + b * V, gg.r);
+          vstore(outi + b * V, gg.i);
+        }
       }
-    }
-    for (int f = 0; f < kt; ++f) {
-      vstore(A + f * 4 * V, accd[f].r);
-      vstore(A + f * 4 * V + V, accd[f].i);
-      vstore(A + f * 4 * V + 2 * V, acco[f].r);
-      vstore(A + f * 4 * V + 3 * V, acco[f].i);
+      for (int f = 0; f < KT; ++f) {
+        vstore(A + f * 4 * V, accd[f].r);
+        vstore(A + f * 4 * V + V, accd[f].i);
+        vstore(A + f * 4 * V + 2 * V, acco[f].r);
+        vstore(A + f * 4 * V + 3 * V, acco[f].i);
+      }
     }
   }
 
@@ -368,6 +447,7 @@ struct CpuKron {
     if (g.rest == 1) {
       const S* mt = packed + (adjoint ? g.off_fht : g.off_ft);
       switch (rows) {
+        case 4: if (row_try<S, 4>(mt, n, cols, g.before, xr, xi, yr, yi)) return; break;
         case 8: if (row_try<S, 8>(mt, n, cols, g.before, xr, xi, yr, yi)) return; break;
         case 16: if (row_try<S, 16>(mt, n, cols, g.before, xr, xi, yr, yi)) return; break;
         case 32: if (row_try<S, 32>(mt, n, cols, g.before, xr, xi, yr, yi)) return; break;
@@ -569,40 +649,137 @@ void interleave(const S* __restrict__ re, const S* __restrict__ im, int64_t n, S
 }
 
 
-// One forward step, element-wise: a = W h + u_t (u interleaved), h = modReLU(a).
+// Element-wise math on whole vectors.  The modReLU loops must vectorise explicitly: written per
+// element with interleaved inputs, GCC kept them scalar (vsqrtss, vdivss and a branch per
+// element), which made them half of the forward's time.
+#if KRU_VEC_BYTES > 0
+inline Vec<float> vsqrt(const Vec<float>& x) {
+#if KRU_VEC_BYTES == 64
+  return _mm512_sqrt_ps(x);
+#elif KRU_VEC_BYTES == 32 && defined(__AVX__)
+  return _mm256_sqrt_ps(x);
+#elif KRU_VEC_BYTES == 16 && defined(__SSE2__)
+  return _mm_sqrt_ps(x);
+#else
+  Vec<float> r;
+  for (int l = 0; l < kV<float>; ++l) r[l] = __builtin_sqrtf(x[l]);
+  return r;
+#endif
+}
+inline Vec<double> vsqrt(const Vec<double>& x) {
+#if KRU_VEC_BYTES == 64
+  return _mm512_sqrt_pd(x);
+#elif KRU_VEC_BYTES == 32 && defined(__AVX__)
+  return _mm256_sqrt_pd(x);
+#elif KRU_VEC_BYTES == 16 && defined(__SSE2__)
+  return _mm_sqrt_pd(x);
+#else
+  Vec<double> r;
+  for (int l = 0; l < kV<double>; ++l) r[l] = __builtin_sqrt(x[l]);
+  return r;
+#endif
+}
+#endif
+inline float vsqrt(float x) { return std::sqrt(x); }
+inline double vsqrt(double x) { return std::sqrt(x); }
+
+// modrelu_fwd / modrelu_bwd of kru_math.h (the CUDA build's per-element code), on T = one scalar
+// or one vector: the same operations in the same order, so both builds agree to the rounding of
+// FMA contraction.  The selects are `mask ? a : b` on comparison masks (GCC/clang vector
+// conditionals; plain ternaries for scalars).
+template <typename T>
+inline void modrelu_fwd_t(T ar, T ai, T b, T eps, T& hr, T& hi) {
+  const T zero{};
+  const T a2 = ar * ar + ai * ai;
+  const T mag = vsqrt(a2 + eps);
+  const T act = mag + b;
+  const T s = ((act > zero) & (a2 > zero)) ? act / mag : zero;
+  hr = ar * s;
+  hi = ai * s;
+}
+
+template <typename T>
+inline void modrelu_bwd_t(T ar, T ai, T b, T eps, T gr, T gi, T one, T& gar, T& gai, T& gb) {
+  const T zero{};
+  const T a2 = ar * ar + ai * ai;
+  const T mag = vsqrt(a2 + eps);
+  const T inv = one / mag;
+  const T act = mag + b;
+  const T on = ((act > zero) & (a2 > zero)) ? one : zero;
+  const T s = on * act * inv;
+  const T dot = ar * gr + ai * gi;
+  const T c = -on * b * dot * inv * inv * inv;
+  gar = s * gr + ar * c;
+  gai = s * gi + ai * c;
+  gb = on * dot * inv;
+}
+
+// One forward step: a = W h + u_t (u interleaved), h = modReLU(a) into the planar state and the
+// interleaved output row.  (wr, wi) hold W h on entry; ubuf: 2N scratch scalars.
 template <typename S>
 void step_forward(const S* __restrict__ wr, const S* __restrict__ wi, const S* __restrict__ u,
                   const S* __restrict__ bias, S eps, int64_t N, S* __restrict__ hr,
-                  S* __restrict__ hi, S* __restrict__ hs) {
-  for (int64_t n = 0; n < N; ++n) {
-    S r, i;
-    modrelu_fwd(wr[n] + u[2 * n], wi[n] + u[2 * n + 1], bias[n], eps, r, i);
-    hr[n] = r;
-    hi[n] = i;
-    hs[2 * n] = r;
-    hs[2 * n + 1] = i;
+                  S* __restrict__ hi, S* __restrict__ hs, S* __restrict__ ubuf) {
+  constexpr int V = kV<S>;
+  S* ur = ubuf;
+  S* ui = ubuf + N;
+  deinterleave(u, N, ur, ui);
+  const Vec<S> e = vsplat(eps);
+  int64_t n = 0;
+  for (; n + V <= N; n += V) {
+    Vec<S> r, i;
+    modrelu_fwd_t<Vec<S>>(vload(wr + n) + vload(ur + n), vload(wi + n) + vload(ui + n), vload(bias + n), e, r, i);
+    vstore(hr + n, r);
+    vstore(hi + n, i);
   }
+  for (; n < N; ++n) modrelu_fwd_t<S>(wr[n] + ur[n], wi[n] + ui[n], bias[n], eps, hr[n], hi[n]);
+  interleave(hr, hi, N, hs);
 }
 
-// One backward step, element-wise.  The pre-activation a_t = W h_{t-1} + u_t is recomputed
-// (wr, wi hold W h_{t-1}) rather than stored by the forward: that saves writing and reading a
-// (B, T, N) tensor, which costs more than the one extra factor application it takes here.
-// dL/dh_t = grad_hs_t + carry (carry = W^H dL/da_{t+1}); dL/da_t -> (gar, gai) and grad_ux_t.
+// One backward step.  The pre-activation a_t = W h_{t-1} + u_t is recomputed (wr, wi hold
+// W h_{t-1}) rather than stored by the forward: that saves writing and reading a (B, T, N)
+// tensor, which costs more than the one extra factor application it takes here.
+// dL/dh_t = grad_hs_t + carry (carry = W^H dL/da_{t+1}); dL/da_t -> (gar, gai) and grad_ux_t
+// (interleaved); gb += dL/db.  ghs may be null (no gradient for the states: zero); scratch: 4N.
 template <typename S>
 void step_backward(const S* __restrict__ wr, const S* __restrict__ wi, const S* __restrict__ u,
                    const S* __restrict__ ghs, const S* __restrict__ cr, const S* __restrict__ ci,
                    const S* __restrict__ bias, S eps, int64_t N, S* __restrict__ gar,
-                   S* __restrict__ gai, S* __restrict__ gb, S* __restrict__ gux) {
-  for (int64_t n = 0; n < N; ++n) {
+                   S* __restrict__ gai, S* __restrict__ gb, S* __restrict__ gux, S* __restrict__ scratch) {
+  constexpr int V = kV<S>;
+  S* ur = scratch;
+  S* ui = scratch + N;
+  S* dr = scratch + 2 * N;  // dL/dh_t
+  S* di = scratch + 3 * N;
+  deinterleave(u, N, ur, ui);
+  if (ghs != nullptr) {
+    deinterleave(ghs, N, dr, di);
+    for (int64_t n = 0; n < N; ++n) {
+      dr[n] += cr[n];
+      di[n] += ci[n];
+    }
+  } else {
+    std::memcpy(dr, cr, N * sizeof(S));
+    std::memcpy(di, ci, N * sizeof(S));
+  }
+  const Vec<S> e = vsplat(eps), one = vsplat(S(1));
+  int64_t n = 0;
+  for (; n + V <= N; n += V) {
+    Vec<S> r, i, db;
+    modrelu_bwd_t<Vec<S>>(vload(wr + n) + vload(ur + n), vload(wi + n) + vload(ui + n), vload(bias + n), e,
+                          vload(dr + n), vload(di + n), one, r, i, db);
+    vstore(gar + n, r);
+    vstore(gai + n, i);
+    vstore(gb + n, vload(gb + n) + db);
+  }
+  for (; n < N; ++n) {
     S r, i, db;
-    modrelu_bwd(wr[n] + u[2 * n], wi[n] + u[2 * n + 1], bias[n], eps, ghs[2 * n] + cr[n],
-                ghs[2 * n + 1] + ci[n], r, i, db);
+    modrelu_bwd_t<S>(wr[n] + ur[n], wi[n] + ui[n], bias[n], eps, dr[n], di[n], S(1), r, i, db);
     gar[n] = r;
     gai[n] = i;
     gb[n] += db;
-    gux[2 * n] = r;
-    gux[2 * n + 1] = i;
   }
+  interleave(gar, gai, N, gux);
 }
 
 // Optional software prefetch of the next time step's rows (n scalars from p).  Off by default
@@ -896,17 +1073,18 @@ std::tuple<at::Tensor, at::Tensor> kru_recurrence_cpu(const at::Tensor& ux_in, c
     at::parallel_for(0, d.B, 1, [&](int64_t b0, int64_t b1) {
       FpScope fp(csr);
       const int64_t M = pl.max_sz;
-      std::vector<S> w(4 * N + 4 * M);
+      std::vector<S> w(6 * N + 4 * M);
       S* h = w.data();  // planar state: re [0, N), im [N, 2N)
       S* a = h + 2 * N;
-      S* buf = a + 2 * N;
+      S* ubuf = a + 2 * N;
+      S* buf = ubuf + 2 * N;
       for (int64_t b = b0; b < b1; ++b) {
         deinterleave(h0p + b * 2 * N, N, h, h + N);
         for (int64_t t = 0; t < T; ++t) {
           const int64_t base = (b * T + t) * 2 * N;
           if (t + 1 < T) prefetch_rows(up + base + 2 * N, 2 * N);
           forward_chain(kr, h, h + N, a, a + N, buf);
-          step_forward(a, a + N, up + base, bp, e, N, h, h + N, hsp + base);
+          step_forward(a, a + N, up + base, bp, e, N, h, h + N, hsp + base, ubuf);
         }
       }
     });
@@ -938,8 +1116,6 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recu
   AT_DISPATCH_FLOATING_TYPES(ux.scalar_type(), "kruzoo_kru_recurrence_backward", [&] {
     using S = scalar_t;
     CpuKron<S> kr(pl, hp.packed.data_ptr<S>());
-    // No grad_hs (only the last state is used): every step reads the one zero row instead.
-    const std::vector<S> zero_row(rg.has_ghs ? 0 : 2 * d.N, S(0));
     const S* ghp = rg.has_ghs ? rg.ghs.data_ptr<S>() : nullptr;
     const S* glp = rg.has_glast ? rg.glast.data_ptr<S>() : nullptr;
     const S* up = ux.data_ptr<S>();
@@ -956,7 +1132,7 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recu
     at::parallel_for(0, d.B, 1, [&](int64_t b0, int64_t b1) {
       FpScope fp(csr);
       const int64_t M = pl.max_sz;
-      std::vector<S> w(8 * N + 4 * M + 2 * M * pl.m);
+      std::vector<S> w(12 * N + 4 * M + 2 * M * pl.m);
       std::vector<S> acc(loop_grads ? kr.acc_size : 0, S(0));
       std::vector<S> gb(N, S(0));
       S* carry = w.data();   // W^H dL/da_{t+1}
@@ -965,6 +1141,7 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recu
       S* wh = hp_ + 2 * N;   // W h_{t-1}
       S* buf = wh + 2 * N;
       S* zbuf = buf + 4 * M;  // inputs of groups 1..m-1
+      S* scratch = zbuf + 2 * M * pl.m;  // 4N: step_backward's planar u and dL/dh
       for (int64_t b = b0; b < b1; ++b) {
         // dL/dh_{T-1} = grad_hs[T-1] + grad_last: grad_last enters as the initial carry.
         if (glp != nullptr) {
@@ -975,7 +1152,7 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recu
         for (int64_t t = T - 1; t >= 0; --t) {
           const int64_t base = (b * T + t) * 2 * N;
           const S* prev = t > 0 ? hsp + base - 2 * N : h0p + b * 2 * N;
-          const S* grow = ghp != nullptr ? ghp + base : zero_row.data();
+          const S* grow = ghp != nullptr ? ghp + base : nullptr;  // none: only the last state is used
           if (t > 0) {
             if (ghp != nullptr) prefetch_rows(ghp + base - 2 * N, 2 * N);
             prefetch_rows(up + base - 2 * N, 2 * N);
@@ -987,7 +1164,7 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recu
           const int64_t zl_im = pl.m == 1 ? N : M;
           kr.apply(pl.m - 1, false, zl, zl + zl_im, wh, wh + N);
           step_backward(wh, wh + N, up + base, grow, carry, carry + N, bp, e, N, ga, ga + N,
-                        gb.data(), guxp + base);
+                        gb.data(), guxp + base, scratch);
           backward_chain(kr, ga, ga + N, hp_, hp_ + N, zbuf, loop_grads, carry, carry + N, buf,
                          acc.data());
         }
@@ -1019,6 +1196,20 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recu
 }
 
 }  // namespace
+
+std::string build_info() {
+  std::string s = std::string("isa=") + kIsa + " vec_bytes=" + std::to_string(KRU_VEC_BYTES) +
+                  " float_lanes=" + std::to_string(kV<float>) + " double_lanes=" + std::to_string(kV<double>);
+#if defined(__clang__)
+  s += " compiler=clang-" __clang_version__;
+#elif defined(__GNUC__)
+  s += " compiler=gcc-" __VERSION__;
+#elif defined(_MSC_VER)
+  s += " compiler=msvc-" + std::to_string(_MSC_VER);
+#endif
+  return s;
+}
+
 }  // namespace kru
 
 // The schema: real-pair tensors (view_as_real of complex), float32 or float64.
@@ -1027,6 +1218,8 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recu
 //  last state (B, N, 2); its backward takes either gradient or both (None = zero).
 //  The backward ops return an empty tensor for every factor whose flag is false.
 TORCH_LIBRARY(kruzoo, m) {
+  // "isa=avx2 vec_bytes=32 float_lanes=8 double_lanes=4 compiler=..." : what this build runs.
+  m.def("build_info() -> str", &kru::build_info);
   m.def("kron_matvec(Tensor x, Tensor[] factors) -> Tensor");
   m.def(
       "kron_matvec_backward(Tensor grad_y, Tensor x, Tensor[] factors, bool need_x, "
