@@ -317,6 +317,60 @@ void rest_kernel(const S* __restrict__ mr, const S* __restrict__ mi, int rows, i
   }
 }
 
+// rest_kernel for the small grouped factors of the usual shapes (P, Q in {2, 4, 8}), with the
+// sizes known at compile time: the Q input vectors of one (b, r0) column are loaded once and
+// reused by all P rows (rest_kernel reloads them for every row), and the loops unroll fully.
+template <typename S, int P, int Q>
+void rest_small(const S* __restrict__ mr, const S* __restrict__ mi, int64_t before, int64_t rest,
+                const S* __restrict__ xr, const S* __restrict__ xi, S* __restrict__ yr,
+                S* __restrict__ yi) {
+  constexpr int V = kV<S>;
+  for (int64_t b = 0; b < before; ++b) {
+    const S* xbr = xr + b * Q * rest;
+    const S* xbi = xi + b * Q * rest;
+    S* ybr = yr + b * P * rest;
+    S* ybi = yi + b * P * rest;
+    for (int64_t r0 = 0; r0 < rest; r0 += V) {
+      Vec<S> pr[Q], pi[Q];
+      for (int j = 0; j < Q; ++j) {
+        pr[j] = vload(xbr + j * rest + r0);
+        pi[j] = vload(xbi + j * rest + r0);
+      }
+      for (int i = 0; i < P; ++i) {
+        Vec<S> ar = vsplat(mr[i * Q]) * pr[0], ai = vsplat(mr[i * Q]) * pi[0];
+        ar -= vsplat(mi[i * Q]) * pi[0];
+        ai += vsplat(mi[i * Q]) * pr[0];
+        for (int j = 1; j < Q; ++j) {
+          const Vec<S> wr = vsplat(mr[i * Q + j]), wi = vsplat(mi[i * Q + j]);
+          ar += wr * pr[j] - wi * pi[j];
+          ai += wr * pi[j] + wi * pr[j];
+        }
+        vstore(ybr + i * rest + r0, ar);
+        vstore(ybi + i * rest + r0, ai);
+      }
+    }
+  }
+}
+
+// Dispatch to rest_small when (rows, cols) is one of its instantiations.
+template <typename S>
+bool rest_small_try(const S* mr, const S* mi, int rows, int cols, int64_t before, int64_t rest,
+                    const S* xr, const S* xi, S* yr, S* yi) {
+  if (rest % kV<S> != 0) return false;
+#define KRU_REST_SMALL(P_, Q_)                                        \
+  if (rows == P_ && cols == Q_) {                                     \
+    rest_small<S, P_, Q_>(mr, mi, before, rest, xr, xi, yr, yi);      \
+    return true;                                                      \
+  }
+  KRU_REST_SMALL(2, 2)
+  KRU_REST_SMALL(4, 4)
+  KRU_REST_SMALL(2, 4)
+  KRU_REST_SMALL(4, 2)
+  KRU_REST_SMALL(8, 8)
+#undef KRU_REST_SMALL
+  return false;
+}
+
 enum class AccMode { kLane, kRow, kGeneric, kTail };
 
 // The grouped factors of one plan, with the CPU gradient-accumulator layout:
@@ -457,6 +511,7 @@ struct CpuKron {
       return row_generic<S>(mt, mt + n, rows, cols, g.before, xr, xi, yr, yi);
     }
     const S* mm = packed + (adjoint ? g.off_fh : g.off_f);
+    if (rest_small_try<S>(mm, mm + n, rows, cols, g.before, g.rest, xr, xi, yr, yi)) return;
     rest_kernel<S>(mm, mm + n, rows, cols, g.before, g.rest, xr, xi, yr, yi);
   }
 
