@@ -6,6 +6,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from kruzoo.cores import FURNNCore
+from kruzoo.cores.complex import glorot_readout_
 from kruzoo.optim import CayleyStiefel
 from kruzoo.registry import register_model
 from kruzoo.sequence_model import SequenceModel
@@ -20,10 +21,13 @@ class FURNN(SequenceModel):
     Training: the configured ``optimizer`` (and ``lr_scheduler``) updates every parameter except
     W; W gets a Cayley step on the Stiefel manifold (``kruzoo.optim.CayleyStiefel``, learning rate
     ``manifold_lr``, constant) right after the configured optimizer's step, from the same
-    gradients. This stays in Lightning's automatic optimization, so:
+    gradients; ``manifold_grad_norm="rms"`` first divides W's gradient by its running RMS (Wisdom
+    et al.'s ``full_natGradRMS``, which their N=512 pMNIST run uses), ``"none"`` uses it as it is.
+    This stays in Lightning's automatic optimization, so:
 
-    - gradient clipping (``--trainer.gradient_clip_val``) acts on all gradients including W's
-      (``configure_gradient_clipping`` below: one global norm, as for any other model);
+    - gradient clipping (``--trainer.gradient_clip_val``) acts on the configured optimizer's
+      gradients only, never on W's: the Cayley step keeps W unitary whatever the gradient's size
+      (Wisdom et al. clip neither unitary model; their pMNIST configs set ``clipnorm: 0``);
     - under DDP, W's gradient is all-reduced by the backward pass before either step, so every
       rank takes the same Cayley step;
     - W's gradient is cleared with the others (``optimizer_zero_grad``), so gradient accumulation
@@ -37,6 +41,7 @@ class FURNN(SequenceModel):
         task: dict | None = None,
         hidden_size: int = 128,
         manifold_lr: float = 1e-3,
+        manifold_grad_norm: str = "none",
         eps: float = 1e-6,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
@@ -44,15 +49,20 @@ class FURNN(SequenceModel):
         super().__init__(task, optimizer, lr_scheduler)
         if not isinstance(manifold_lr, (int, float)) or isinstance(manifold_lr, bool) or not manifold_lr > 0:
             raise ValueError(f"manifold_lr (the Cayley step size for W) must be a positive number, got {manifold_lr!r}")
+        if manifold_grad_norm not in CayleyStiefel.GRAD_NORMS:
+            raise ValueError(f"manifold_grad_norm must be one of {', '.join(map(repr, CayleyStiefel.GRAD_NORMS))} "
+                             f"(how W's gradient is scaled before the Cayley step), got {manifold_grad_norm!r}")
         self.set_core(FURNNCore(self.task.input_size, hidden_size, eps))
+        glorot_readout_(self.head.readout)
         self.manifold_lr = float(manifold_lr)
+        self.manifold_grad_norm = manifold_grad_norm
         self.manifold_optimizer: CayleyStiefel | None = None
         self._pending_manifold_state: dict | None = None
 
     def configure_optimizers(self):
         w = self.core.weight
         others = [p for p in self.parameters() if p.requires_grad and p is not w]
-        self.manifold_optimizer = CayleyStiefel([w], lr=self.manifold_lr)
+        self.manifold_optimizer = CayleyStiefel([w], lr=self.manifold_lr, grad_norm=self.manifold_grad_norm)
         if self._pending_manifold_state is not None:  # resuming: on_load_checkpoint ran first
             self.manifold_optimizer.load_state_dict(self._pending_manifold_state)
             self._pending_manifold_state = None
@@ -82,10 +92,11 @@ class FURNN(SequenceModel):
         self._manifold_optimizer().zero_grad()
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
-        # Lightning's default clips only the configured optimizer's parameters; W is not among them.
+        # Only the configured optimizer's parameters: W is not among them and is never clipped.
         if not gradient_clip_val:
             return
-        grads = [p for p in self.parameters() if p.grad is not None]
+        w = self.core.weight
+        grads = [p for p in self.parameters() if p.grad is not None and p is not w]
         if str(gradient_clip_algorithm or "norm").lower() == "value":
             torch.nn.utils.clip_grad_value_(grads, gradient_clip_val)
         else:

@@ -6,6 +6,7 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from kruzoo.cores import URNNCore
+from kruzoo.cores.complex import glorot_readout_
 from kruzoo.registry import register_model
 from kruzoo.sequence_model import SequenceModel
 
@@ -25,3 +26,4 @@ class URNN(SequenceModel):
     ):
         super().__init__(task, optimizer, lr_scheduler)
         self.set_core(URNNCore(self.task.input_size, hidden_size, eps))
+        glorot_readout_(self.head.readout)  # the authors' output matrix U and zero output bias

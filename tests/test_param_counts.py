@@ -26,8 +26,8 @@ def expected_count(model: str, n: int, d: int, o: int, factors: int = 0) -> int:
         "rnn": (d * n + n * n + 2 * n) + real_readout,
         "lstm": 4 * (d * n + n * n + 2 * n) + real_readout,
         "gru": 3 * (d * n + n * n + 2 * n) + real_readout,
-        "urnn": 7 * n + complex_core,  # 3 phase vectors + 2 complex reflection vectors
-        "furnn": 2 * n * n + complex_core,
+        "urnn": 7 * n + 2 * n + complex_core,  # 3 phase vectors, 2 complex reflection vectors, learned h_0
+        "furnn": 2 * n * n + 2 * n + complex_core,  # W, learned h_0
         "kru": factors * 2 * 4 + complex_core,  # complex 2×2 factors
         "kru_lstm": 4 * (d * n + n) + 4 * factors * 4 + real_readout,  # one bias per gate; real 2×2 factors
     }[model]
@@ -52,7 +52,8 @@ SIZES = {
 }
 # The paper's ≈3K for KRU on adding is not reachable from its stated architecture (see the config's
 # header): our count, explained there, is asserted exactly instead of the 10% band.
-DOCUMENTED_EXCEPTIONS = {("adding", "kru"): 3_657}
+# uRNN on adding: the paper's ≈7K is the model without the learned h_0 that the authors' code trains.
+DOCUMENTED_EXCEPTIONS = {("adding", "kru"): 3_657, ("adding", "urnn"): 8_193}
 
 
 def build(config: Path) -> SequenceModel:

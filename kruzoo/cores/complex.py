@@ -84,9 +84,13 @@ class ComplexRecurrentCore(nn.Module):
         """h ↦ W h for (..., N) complex h, with the current parameters (built once per sequence)."""
         raise NotImplementedError
 
+    def initial_state(self, batch_size: int, like: Tensor) -> Tensor:
+        """h_0 of a fresh sequence, (B, N) complex: zeros here; uRNN and fuRNN learn theirs."""
+        return like.new_zeros(batch_size, self.hidden_size)
+
     def forward(self, x: Tensor, state: Tensor | None = None, last_only: bool = False) -> tuple[Tensor, Tensor]:
         ux = self.input_proj(x)
-        h = ux.new_zeros(x.shape[0], self.hidden_size) if state is None else state
+        h = self.initial_state(x.shape[0], ux) if state is None else state
         apply_w = self.recurrence()
         out = []
         for u in ux.unbind(1):  # unbind, not ux[:, t]: slicing in a loop makes backward O(T²)
@@ -94,6 +98,35 @@ class ComplexRecurrentCore(nn.Module):
             if not last_only:
                 out.append(h)
         return features(h.unsqueeze(1) if last_only else torch.stack(out, dim=1)), h
+
+
+class LearnedInitialState(nn.Module):
+    """A learned complex h_0 shared by every sequence, stored as a real (N, 2) parameter
+    (``view_as_real`` layout) and drawn per real component from U[−bound, bound]. Arjovsky et al. and
+    Wisdom et al. both train h_0 (a parameter of their models, not a zero constant)."""
+
+    def __init__(self, hidden_size: int, bound: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(hidden_size, 2).uniform_(-bound, bound))
+
+    def forward(self, batch_size: int) -> Tensor:
+        return torch.view_as_complex(self.weight).expand(batch_size, -1)
+
+
+def glorot_bound(fan_in: int, fan_out: int) -> float:
+    """√(6/(fan_in + fan_out)): the half-width of Glorot's uniform initialisation, which both uRNN
+    codebases use for their weight matrices (``initialize_matrix``; Keras ``glorot_uniform``)."""
+    return math.sqrt(6.0 / (fan_in + fan_out))
+
+
+def glorot_readout_(readout: nn.Linear) -> nn.Linear:
+    """The uRNN authors' readout initialisation, in place: weight Glorot-uniform
+    U[±√(6/(2N + o))] (their output matrix U, ``initialize_matrix(2N, o)``), bias 0."""
+    bound = glorot_bound(readout.in_features, readout.out_features)
+    with torch.no_grad():
+        readout.weight.uniform_(-bound, bound)
+        readout.bias.zero_()
+    return readout
 
 
 def features(hs: Tensor) -> Tensor:

@@ -7,23 +7,44 @@ ordinary optimizer.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
-from .complex import ComplexRecurrentCore, haar_unitary
+from .complex import ComplexRecurrentCore, LearnedInitialState, glorot_bound
+from .urnn import URNNCore
 
 
 class FURNNCore(ComplexRecurrentCore):
     """h_t = modReLU(W h_{t-1} + U x_t; b), W a dense unitary N×N matrix; features [Re h; Im h].
 
     W is stored as a real (N, N, 2) parameter (``view_as_real`` layout) so every optimizer, DDP
-    and ``weights_only`` checkpoints handle it as plain floats; it starts Haar-random unitary.
+    and ``weights_only`` checkpoints handle it as plain floats. Initialisation as in Wisdom et al.'s
+    code for their pMNIST runs (stwisdom/urnn ``models.complex_RNN`` with ``Wimpl='full'``, the
+    model that ``mnist.py`` trains with ``unitary_impl: full_natGradRMS``):
+
+    - W: the dense matrix of a randomly initialised uRNN (``initialize_unitary(..., 'full')``:
+      phases U[−π, π], Glorot reflections, a random permutation; ``kruzoo.cores.URNNCore``'s own
+      initialisation), hence exactly unitary;
+    - U (their V): Glorot-uniform on their d×2N real input matrix, each real component
+      U[±√(6/(d+2N))];
+    - modReLU bias U[±0.01];
+    - h_0 learned, each real component U[±√(3/(2N))] (``initialize_complex_RNN_layer``).
     """
 
     def __init__(self, input_size: int, hidden_size: int, eps: float = 1e-6):
         super().__init__(input_size, hidden_size, eps)
-        self.weight = nn.Parameter(torch.view_as_real(haar_unitary(hidden_size, hidden_size)).clone())
-        self.bias = nn.Parameter(torch.zeros(hidden_size))
+        bound = glorot_bound(input_size, 2 * hidden_size)
+        with torch.no_grad():
+            self.input_proj.weight.uniform_(-bound, bound)
+        w = URNNCore(1, hidden_size).double().recurrent_matrix().to(torch.complex64)  # formed in float64
+        self.weight = nn.Parameter(torch.view_as_real(w).clone())
+        self.bias = nn.Parameter(torch.empty(hidden_size).uniform_(-0.01, 0.01))
+        self.h0 = LearnedInitialState(hidden_size, math.sqrt(3.0 / (2 * hidden_size)))
+
+    def initial_state(self, batch_size: int, like: Tensor) -> Tensor:
+        return self.h0(batch_size)
 
     def recurrent_parameters(self) -> list[nn.Parameter]:
         return [self.weight]

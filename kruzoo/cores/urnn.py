@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .complex import ComplexRecurrentCore
+from .complex import ComplexRecurrentCore, LearnedInitialState, glorot_bound
 
 
 def dft_matrix(n: int, dtype: torch.dtype = torch.complex128) -> Tensor:
@@ -30,17 +30,35 @@ class URNNCore(ComplexRecurrentCore):
     """h_t = modReLU(W h_{t-1} + U x_t; b) with the structured unitary W above; features [Re h; Im h].
 
     Parameters: three phase vectors θ_1..θ_3 (N each), two complex reflection vectors (stored as
-    real (N, 2)), the complex input matrix U (a real Linear to 2N outputs read as (re, im) pairs)
-    and the modReLU bias. The permutation Π is a buffer, so a checkpoint restores the same W.
+    real (N, 2)), the complex input matrix U (a real Linear to 2N outputs read as (re, im) pairs),
+    the modReLU bias and the learned initial state h_0 (complex, stored as real (N, 2)). The
+    permutation Π is a buffer, so a checkpoint restores the same W.
+
+    Initialisation as in the authors' code (amarshah/complex_RNN, ``models.complex_RNN``; the same
+    in Wisdom et al.'s reimplementation, stwisdom/urnn ``custom_layers.unitary_ASB2016_init``):
+
+    - reflection vectors: Glorot-uniform on the authors' (2, 2N) real matrix, i.e. each real
+      component U[±√(6/(2+2N))] (±0.077 at N = 512);
+    - modReLU bias U[±0.01];
+    - h_0 learned, each real component U[±√2·√(3/(2N))] = U[±√(3/N)] (the authors' ``bucket``);
+    - U (their V_re, V_im): each real component U[±√(6/(d+N))] (Glorot on a d×N matrix);
+    - phases U[−π, π], as in Wisdom et al.'s reimplementation and the uRNN paper's text. (The stored
+      ``models.py`` of amarshah/complex_RNN draws θ Glorot-uniform, U[±√(6/(3+N))], instead.)
     """
 
     def __init__(self, input_size: int, hidden_size: int, eps: float = 1e-6):
         super().__init__(input_size, hidden_size, eps)
-        # Initialisation of Arjovsky et al.: phases U[−π, π], reflection vectors U[−1, 1]².
-        self.phases = nn.Parameter(torch.empty(3, hidden_size).uniform_(-math.pi, math.pi))
-        self.reflections = nn.Parameter(torch.empty(2, hidden_size, 2).uniform_(-1.0, 1.0))
-        self.bias = nn.Parameter(torch.zeros(hidden_size))
-        self.register_buffer("permutation", torch.randperm(hidden_size))
+        n = hidden_size
+        with torch.no_grad():
+            self.input_proj.weight.uniform_(-glorot_bound(input_size, n), glorot_bound(input_size, n))
+        self.phases = nn.Parameter(torch.empty(3, n).uniform_(-math.pi, math.pi))
+        self.reflections = nn.Parameter(torch.empty(2, n, 2).uniform_(-glorot_bound(2, 2 * n), glorot_bound(2, 2 * n)))
+        self.bias = nn.Parameter(torch.empty(n).uniform_(-0.01, 0.01))
+        self.h0 = LearnedInitialState(n, math.sqrt(2.0) * math.sqrt(3.0 / (2 * n)))
+        self.register_buffer("permutation", torch.randperm(n))
+
+    def initial_state(self, batch_size: int, like: Tensor) -> Tensor:
+        return self.h0(batch_size)
 
     def recurrent_parameters(self) -> list[nn.Parameter]:
         return [self.phases, self.reflections]
