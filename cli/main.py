@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import sys
-import traceback
 from pathlib import Path
 
 import torch
-from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
-from kruzoo import pretrained
+import kruzoo.models  # noqa: F401 - registers the zoo: --model KRU resolves by class name
 from kruzoo.datamodules import SequenceDataModule
 from kruzoo.runtime import configure_cpu
 from kruzoo.sequence_model import SequenceModel
 
+from . import integrity
+from .extras import CLIExtras, prepare_arguments, put_working_folder_on_path, quiet_third_party_warnings
 
-class KruzooCLI(LightningCLI):
+
+class KruzooCLI(CLIExtras, LightningCLI):
     """LightningCLI with the task linked from data to model, two checkpoint callbacks (best by
     ``val/loss``; ``last.ckpt`` every N steps for resuming), a log folder per datamodule and model
     (``runs/<DataModule>-<Model>/version_k``) and ``--ckpt_path last`` resuming into it."""
@@ -32,6 +33,7 @@ class KruzooCLI(LightningCLI):
         parser.add_lightning_class_args(ModelCheckpoint, "resume_checkpoint")
         parser.set_defaults({"resume_checkpoint.every_n_train_steps": 200, "resume_checkpoint.save_top_k": 0,
                              "resume_checkpoint.save_last": True})
+        integrity.add_arguments(parser)  # --resume_allow
 
     def parse_arguments(self, parser, args):
         super().parse_arguments(parser, args)
@@ -57,25 +59,19 @@ class KruzooCLI(LightningCLI):
         return
 
     def before_instantiate_classes(self):
-        cfg = self.config.get(self.subcommand) if self.subcommand else self.config
-        ckpt_path = cfg.get("ckpt_path") if cfg is not None else None
-        if isinstance(ckpt_path, str) and ckpt_path.startswith("pretrained:"):
-            cfg.ckpt_path = str(pretrained.path(ckpt_path.removeprefix("pretrained:")))
-        if cfg is None or cfg.trainer.logger not in (None, True):
-            return
-        root = Path(cfg.trainer.default_root_dir or ".") / "runs"
-        name = f"{cfg.data.class_path.rsplit('.', 1)[-1]}-{cfg.model.class_path.rsplit('.', 1)[-1]}"
-        version = None
-        if cfg.get("ckpt_path") == "last":
-            # Continue in the newest run of this datamodule and model that has a last.ckpt.
-            runs = sorted((root / name).glob("version_*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-            if runs:
-                version = runs[-1].parent.parent.name
-                print(f"kruzoo: resuming from {runs[-1]}", flush=True)
-        cfg.trainer.logger = Namespace(
-            class_path="lightning.pytorch.loggers.TensorBoardLogger",
-            init_args=Namespace(save_dir=str(root), name=name, version=version),
-        )
+        # Resolves --ckpt_path last/pretrained:, checks a resume against the run's config.yaml,
+        # locks the run folder and points the logger at it (cli/integrity.py says how).
+        self._kruzoo_plan = integrity.before_instantiate(self)
+
+    def _instantiate_trainer(self, config, callbacks):
+        config, callbacks = integrity.trainer_arguments(self, config, callbacks)
+        return super()._instantiate_trainer(config, callbacks)
+
+    def _run_subcommand(self, subcommand):
+        try:
+            super()._run_subcommand(subcommand)
+        finally:
+            integrity.release(self)
 
     def after_fit(self):
         # The periodic checkpoint may lag the end of training by up to N steps: save the end.
@@ -84,6 +80,7 @@ class KruzooCLI(LightningCLI):
         last = self.trainer.checkpoint_callbacks[-1]
         if last.dirpath is not None:
             self.trainer.save_checkpoint(Path(last.dirpath) / "last.ckpt", weights_only=False)
+        self.print_result("val")  # the final validation metric beside the task's baseline
         log_dir = self.trainer.log_dir  # a collective under DDP: every rank must ask
         if self.trainer.is_global_zero:
             best = self.trainer.checkpoint_callback.best_model_path or "-"
@@ -91,8 +88,17 @@ class KruzooCLI(LightningCLI):
                   f"(last.ckpt for resuming, best: {best})", flush=True)
 
 
-def main(args=None) -> KruzooCLI:
+def main(args=None) -> KruzooCLI | None:
     configure_cpu()  # flush denormals, reuse freed memory (kruzoo/runtime.py says why)
+    quiet_third_party_warnings()
+    put_working_folder_on_path()  # --data my_module.MyDataModule from the working folder
+    args = list(sys.argv[1:] if args is None else args)
+    if args[:1] == ["list"]:  # models, datamodules, configs, pretrained entries
+        from .listing import main as list_main  # noqa: PLC0415
+
+        list_main()
+        return None
+    args = prepare_arguments(args)  # short names, a checkpoint alone (cli/extras.py)
     return KruzooCLI(
         SequenceModel,
         SequenceDataModule,
@@ -105,22 +111,11 @@ def main(args=None) -> KruzooCLI:
 
 
 def entry_point() -> None:
-    """The console script: a failure's first and last lines say what was wrong, then why."""
-    try:
-        main()
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except Exception as error:  # noqa: BLE001 - every failure gets the same clear report
-        # jsonargparse wraps an error raised while instantiating --model/--data in a generic
-        # "Does not validate against any of the Union subtypes": the summary gives the cause.
-        reported = error
-        while reported.__cause__ is not None and str(reported).startswith("Does not validate"):
-            reported = reported.__cause__
-        summary = f"kruzoo: error: {reported}".splitlines()[0]
-        print(summary, file=sys.stderr)
-        traceback.print_exc()
-        print(summary, file=sys.stderr)
-        sys.exit(1)
+    """The console script: a failure is one ``kruzoo: error:`` line and a few lines of context; the
+    traceback only with ``--debug`` or ``KRUZOO_DEBUG=1`` (cli/errors.py)."""
+    from .errors import run  # noqa: PLC0415
+
+    sys.exit(run())
 
 
 if __name__ == "__main__":

@@ -76,6 +76,37 @@ class TaskMetrics(nn.Module):
     def named(self) -> dict:
         return {name: m for name, m in self.named_children()}
 
+    def state(self) -> dict:
+        """The running (not yet reset) states of the epoch, summed over DDP ranks: tensors only, so
+        a checkpoint holding them loads with ``weights_only=True``. Every state here is a sum
+        (torchmetrics ``dist_reduce_fx="sum"``), which :meth:`load_state` relies on."""
+        out = {}
+        for name, metric in self.named().items():
+            with metric.sync_context(should_unsync=True):  # a no-op outside DDP
+                states = {key: getattr(metric, key).detach().clone().cpu() for key in metric._defaults}
+            out[name] = {"states": states, "updates": int(metric._update_count)}
+        return out
+
+    def load_state(self, saved: dict) -> None:
+        """Restore :meth:`state`: the totals go to rank 0, the other ranks start from zero, so the
+        next DDP sync sums to the saved totals plus what every rank adds."""
+        import torch.distributed as dist
+
+        rank0 = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+        for name, metric in self.named().items():
+            entry = saved.get(name)
+            if entry is None or set(entry["states"]) != set(metric._defaults):
+                continue
+            for key, value in entry["states"].items():
+                default = metric._defaults[key]
+                if not isinstance(default, Tensor) or tuple(value.shape) != tuple(default.shape):
+                    break
+                current = getattr(metric, key)
+                setattr(metric, key, (value.clone() if rank0 else default.clone()).to(current.device, current.dtype))
+            else:
+                metric._update_count = entry["updates"]
+                metric._computed = None
+
 
 def detach_state(state):
     """Detach a hidden state (tensor, tuple or None) from the graph, for state carrying."""

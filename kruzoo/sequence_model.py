@@ -8,6 +8,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import grad_norm, rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
+from .checks import check_batch, check_forward_inputs, check_hyperparameters
 from .head import Head, TaskMetrics, detach_state
 from .task import TaskSpec
 
@@ -40,6 +41,9 @@ class SequenceModel(LightningModule):
             )
         self.task = task if isinstance(task, TaskSpec) else TaskSpec.from_dict(dict(task))
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        # The subclass's arguments too (save_hyperparameters reads them from its frame): every
+        # numeric hyperparameter is checked here, before the core is built from it.
+        check_hyperparameters(type(self).__name__, dict(self.hparams))
         self.hparams["task"] = self.task.as_dict()
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
@@ -66,12 +70,20 @@ class SequenceModel(LightningModule):
         }
 
     def forward(self, inputs: Tensor, state=None):
+        check_forward_inputs(inputs, self.task.input_size, type(self).__name__)
         # A task scored at the last step needs only that step's features from the core.
         features, state = self.core(inputs, state, last_only=self.task.target == "last")
         return self.head(features), state
 
     # -- steps ---------------------------------------------------------------------------------
-    def _shared_step(self, batch: dict, stage: str) -> Tensor:
+    def _check_batch(self, batch, stage: str, batch_idx: int) -> None:
+        # The datamodule contract and finite values (one isfinite pass: negligible beside the
+        # recurrence); a NaN or inf is located to its sample of the split.
+        check_batch(batch, stage, self.task.input_size, getattr(self._trainer, "datamodule", None), batch_idx,
+                    needs_targets=stage != "predict")
+
+    def _shared_step(self, batch: dict, stage: str, batch_idx: int | None = None) -> Tensor:
+        self._check_batch(batch, stage, batch_idx)
         state = self._states.get(stage) if self.task.stateful else None
         outputs, state = self(batch["inputs"], state)
         if self.task.stateful:  # truncated BPTT over consecutive windows of a stream
@@ -87,7 +99,7 @@ class SequenceModel(LightningModule):
         return loss
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        loss = self._shared_step(batch, "train")
+        loss = self._shared_step(batch, "train", batch_idx)
         self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         penalty = self.penalty()
         if penalty is not None:
@@ -102,12 +114,13 @@ class SequenceModel(LightningModule):
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._shared_step(batch, "val")
+        self._shared_step(batch, "val", batch_idx)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._shared_step(batch, "test")
+        self._shared_step(batch, "test", batch_idx)
 
     def predict_step(self, batch: dict, batch_idx: int) -> Tensor:
+        self._check_batch(batch, "predict", batch_idx)
         return self(batch["inputs"])[0]
 
     # -- state carrying: each stage's stream starts afresh every epoch --------------------------
@@ -124,7 +137,7 @@ class SequenceModel(LightningModule):
     def on_fit_start(self) -> None:
         counts = self.parameter_counts()
         rank_zero_info(f"{type(self).__name__}: {counts['total']:,} parameters, {counts['recurrent']:,} recurrent")
-        for logger in self.loggers:
+        for logger in self.loggers if self.global_step == 0 else ():  # once per run, not per resume
             logger.log_metrics({f"params/{k}": float(v) for k, v in counts.items()}, step=0)
 
     def on_before_optimizer_step(self, optimizer) -> None:
@@ -159,6 +172,9 @@ class SequenceModel(LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["kruzoo_model"] = _class_path(type(self))
         checkpoint["kruzoo_skipped_updates"] = self.skipped_updates
+        # The epoch's running train metrics: a resume mid-epoch continues the epoch's average
+        # (otherwise the epoch-level train/loss would average only the steps after the resume).
+        checkpoint["kruzoo_train_metrics"] = self.train_metrics.state()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.skipped_updates = checkpoint.get("kruzoo_skipped_updates", 0)
@@ -181,6 +197,8 @@ class SequenceModel(LightningModule):
                 f"the checkpoint does not fit this {type(self).__name__} ({'; '.join(problems[:3])}); "
                 f"it was trained with {hp}"
             )
+        if checkpoint.get("kruzoo_train_metrics"):
+            self.train_metrics.load_state(checkpoint["kruzoo_train_metrics"])
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])

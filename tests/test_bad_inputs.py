@@ -34,6 +34,7 @@ from kruzoo.datamodules import (
     PTBCharDataModule,
     TIMITDataModule,
 )
+from kruzoo.cli.errors import CONTEXT_LINES
 from kruzoo.datamodules.download import download_file, extract_archive
 from kruzoo.datamodules.mnist import read_idx_gz
 from kruzoo.datamodules.polyphonic import read_mat_rolls, read_pickle_rolls
@@ -90,10 +91,11 @@ def check_cli_row(row: str, result: subprocess.CompletedProcess) -> None:
     lines = [line for line in stderr.splitlines() if line.strip()]
     if code == 2:  # jsonargparse's own report
         assert any(line.startswith("error: ") for line in lines), stderr[-3000:]
-    else:  # kruzoo's one-line summary, before and after the traceback
-        summaries = [line for line in lines if line.startswith("kruzoo: error: ")]
-        assert len(summaries) == 2 and summaries[0] == lines[-1], stderr[-3000:]
-        assert re.match(_pattern(start), summaries[0])
+    else:  # kruzoo's one-line summary and a few lines of context, no traceback (without --debug)
+        summaries = [i for i, line in enumerate(lines) if line.startswith("kruzoo: error: ")]
+        assert len(summaries) == 1 and summaries[0] >= len(lines) - 1 - CONTEXT_LINES, stderr[-3000:]
+        assert re.match(_pattern(start), lines[summaries[0]])
+        assert "Traceback (most recent call last)" not in stderr, stderr[-3000:]
 
 
 def raised(row: str, call) -> None:

@@ -1,0 +1,106 @@
+"""How the ``kruzoo`` command reports a failure: one ``kruzoo: error: <cause>`` line and at most a
+few lines of context (the rest of the message, where it was raised, how to see more); the full
+traceback only with ``--debug`` or ``KRUZOO_DEBUG=1``.
+
+:func:`run` is the console script's body and the in-process way to drive the CLI as a user does
+(tests): it returns the exit status instead of leaving the interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+from .integrity import RunInterrupted
+
+CONTEXT_LINES = 4  # message lines after the summary, at most
+DEBUG_HINT = "run with --debug (or KRUZOO_DEBUG=1) for the full traceback"
+
+
+def _cause(error: BaseException) -> BaseException:
+    # jsonargparse wraps an error raised while instantiating --model/--data in a generic
+    # "Does not validate against any of the Union subtypes": report the cause.
+    while error.__cause__ is not None and str(error).startswith("Does not validate"):
+        error = error.__cause__
+    return error
+
+
+def _origin(error: BaseException) -> str | None:
+    """``file:line in function`` of the innermost frame of the error's traceback inside kruzoo."""
+    frames = traceback.extract_tb(error.__traceback__)
+    here = Path(__file__).resolve().parents[1]
+    ours = [f for f in frames if Path(f.filename).resolve().is_relative_to(here)] or frames
+    if not ours:
+        return None
+    frame = ours[-1]
+    try:
+        name = Path(frame.filename).resolve().relative_to(here)
+    except ValueError:
+        name = Path(frame.filename).name
+    return f"{name}:{frame.lineno} in {frame.name}"
+
+
+def _advice(error: BaseException) -> str | None:
+    import torch  # noqa: PLC0415
+
+    if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
+        return "out of memory: lower --data.batch_size or --model.hidden_size, or shorten the sequences"
+    if isinstance(error, PermissionError):
+        return "a file or folder could not be written: give --trainer.default_root_dir a writable folder"
+    return None
+
+
+def summary(error: BaseException) -> list[str]:
+    """The lines kruzoo prints for ``error``: the summary line first, then the context."""
+    error = _cause(error)
+    text = str(error).strip() or type(error).__name__
+    if isinstance(error, KeyError):
+        text = f"missing key {text}"
+    first, *rest = text.splitlines()
+    lines = [f"kruzoo: error: {first}"]
+    context = [f"  {line.rstrip()}" for line in rest if line.strip()]
+    if len(context) > CONTEXT_LINES - 1:
+        context = context[: CONTEXT_LINES - 2] + [f"  … ({len(rest) - CONTEXT_LINES + 2} more lines)"]
+    advice = _advice(error)
+    if advice:
+        context.append(f"  {advice}")
+    origin = _origin(error)
+    context.append(f"  ({type(error).__name__}{' at ' + origin if origin else ''}; {DEBUG_HINT})")
+    return lines + context
+
+
+def debug_requested(args: list[str]) -> tuple[bool, list[str]]:
+    debug = os.environ.get("KRUZOO_DEBUG", "") not in ("", "0", "false", "no")
+    if "--debug" in args:
+        debug = True
+        args = [a for a in args if a != "--debug"]
+    return debug, args
+
+
+def run(args: list[str] | None = None, stderr=None) -> int:
+    """Run the CLI on ``args`` (default: ``sys.argv[1:]``); the exit status, never a raw traceback
+    unless debugging is asked for."""
+    from .main import main  # noqa: PLC0415 - main imports this module's siblings
+
+    stderr = stderr or sys.stderr
+    debug, args = debug_requested(list(sys.argv[1:] if args is None else args))
+    try:
+        main(args)
+    except SystemExit as exit_:  # jsonargparse's own errors (exit 2, its `error:` block), --help
+        code = exit_.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except RunInterrupted as stop:
+        print(f"kruzoo: {stop}", file=stderr, flush=True)
+        return 128 + stop.signum
+    except KeyboardInterrupt:
+        print("kruzoo: interrupted", file=stderr, flush=True)
+        return 128 + signal.SIGINT
+    except Exception as error:  # noqa: BLE001 - every failure gets the same clear report
+        if debug:
+            traceback.print_exc(file=stderr)
+        print("\n".join(summary(error)), file=stderr, flush=True)
+        return 1
+    return 0
