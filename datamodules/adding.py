@@ -33,6 +33,7 @@ class AddingDataModule(GeneratedDataModule):
 
     dataset_class = AddingDataset
     baseline = 1 / 6  # variance of the sum of two U[0,1]
+    baseline_meaning = "always answering 1"
 
     def __init__(self, seq_len: int = 100, train_size: int = 100_000, val_size: int = 1_000,
                  test_size: int = 10_000, batch_size: int = 20, seed: int = 0, num_workers: int = 0):

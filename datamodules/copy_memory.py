@@ -42,6 +42,7 @@ class CopyMemoryDataModule(GeneratedDataModule):
     """Copy memory: recall 10 symbols after T blanks; cross-entropy averaged over all T+20 steps."""
 
     dataset_class = CopyMemoryDataset
+    baseline_meaning = "memoryless: blanks, then uniform guesses"
 
     def __init__(self, seq_len: int = 1000, train_size: int = 100_000, val_size: int = 1_000,
                  test_size: int = 10_000, batch_size: int = 20, seed: int = 0, num_workers: int = 0):

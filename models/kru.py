@@ -28,6 +28,27 @@ class KRU(SequenceModel):
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
     ):
+        """Build a KRU for ``task``.
+
+        Args:
+            hidden_size: N, the complex hidden size; with square factors N must be a power of
+                ``factor_size``.
+            factor_size: s, the size of each square complex factor W_i (N = s^k): 2 gives O(log N)
+                recurrent parameters, N a full complex RNN.
+            factor_shapes: Explicit (p, q) of each factor instead of ``factor_size`` (the products
+                of the p's and of the q's must both be N; non-square allowed).
+            freeze_recurrence: Keep W at its unitary initialisation (only U, V and biases learn).
+            penalty_weight: Weight of the soft unitary penalty Σ‖W_iᴴW_i − I‖² added to the
+                training loss (0 turns it off).
+            eps: modReLU's |z| + eps (a small positive number).
+            task: Input/output sizes and loss (a TaskSpec as a dict); the CLI links it from the
+                datamodule, so it is never given on the command line.
+            optimizer: The optimizer of the trained parameters (default Adam, lr 1e-3), e.g.
+                ``--model.optimizer RMSprop --model.optimizer.lr 1e-3``.
+            lr_scheduler: An optional learning-rate scheduler, e.g.
+                ``--model.lr_scheduler ExponentialLR --model.lr_scheduler.gamma 0.5`` (stepped each
+                epoch; ReduceLROnPlateau monitors ``val/loss``).
+        """
         super().__init__(task, optimizer, lr_scheduler)
         self.set_core(
             KRUCore(self.task.input_size, hidden_size, factor_size, factor_shapes, freeze_recurrence, eps)

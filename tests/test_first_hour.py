@@ -1,0 +1,151 @@
+"""A researcher's first hour (issue 15): predictions kept, a checkpoint alone is enough, fine-tuning,
+short names, ``kruzoo list``, packaged configs, the extension contract, quiet output."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from kruzoo import pretrained
+from kruzoo.cli import main
+from kruzoo.cli.checkpoints import CheckpointArgumentError
+from kruzoo.cli.predict import PredictInputError
+from kruzoo.datamodules import AddingDataModule, CopyMemoryDataModule
+
+REPO = Path(__file__).resolve().parents[1]
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+def _reference_outputs(name: str, inputs: torch.Tensor) -> torch.Tensor:
+    model = pretrained.load(name)
+    with torch.no_grad():
+        return model(inputs)[0]
+
+
+# -- 1. predict keeps its predictions ------------------------------------------------------------
+def test_predict_writes_outputs_with_indices_that_match_the_model(tmp_path, capsys):
+    # A copy model trained at T=1000 evaluated at T=1000 on 5 test sequences: the file holds
+    # every step's logits, the class predictions recall the 10 symbols, and the indices say which.
+    cli = main(["predict", "--ckpt_path", "pretrained:kru_copy_t1000", "--data.test_size", "5",
+                "--data.batch_size", "2", "--trainer.default_root_dir", str(tmp_path), *QUIET])
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    (path,) = tmp_path.glob("runs/CopyMemoryDataModule-KRU/version_*/predictions/predictions_rank0.pt")
+    assert str(path.relative_to(tmp_path)) in last or str(path) in last
+    record = torch.load(path, weights_only=True)
+    assert record["indices"].tolist() == [0, 1, 2, 3, 4]
+    assert record["outputs"].shape == (5, 1020, 9) and record["mask"].shape == (5, 1020)
+    dm = CopyMemoryDataModule(seq_len=1000, test_size=5)
+    dm.setup("test")
+    items = [dm.datasets["test"][i] for i in record["indices"].tolist()]
+    inputs = torch.stack([item["inputs"] for item in items])
+    torch.testing.assert_close(record["outputs"], _reference_outputs("kru_copy_t1000", inputs), rtol=1e-5, atol=1e-5)
+    targets = torch.stack([item["targets"] for item in items])
+    assert torch.equal(record["predictions"], targets)  # the pretrained model solves copy
+    assert cli.trainer.state.finished
+
+
+def test_predict_input_file_npy_and_pt(tmp_path):
+    dm = AddingDataModule(seq_len=100, test_size=3)
+    dm.setup("test")
+    inputs = torch.stack([dm.datasets["test"][i]["inputs"] for i in range(3)])
+    expected = _reference_outputs("kru_adding_t100", inputs)
+    np.save(tmp_path / "one.npy", inputs[1].numpy())  # one sequence, (T, d)
+    torch.save({"inputs": inputs}, tmp_path / "three.pt")
+    for file, rows in (("one.npy", [1]), ("three.pt", [0, 1, 2])):
+        out = tmp_path / file.replace(".", "_")
+        main(["predict", "--ckpt_path", "pretrained:kru_adding_t100", "--predict_input", str(tmp_path / file),
+              "--predictions_dir", str(out), "--trainer.logger", "false", *QUIET])
+        record = torch.load(out / "predictions_rank0.pt", weights_only=True)
+        assert record["split"] == "predict_input" and record["indices"].tolist() == list(range(len(rows)))
+        torch.testing.assert_close(record["outputs"], expected[rows], rtol=1e-5, atol=1e-6)
+        assert "predictions" not in record and "mask" not in record  # MSE at the last step
+
+
+def test_predict_input_of_the_wrong_size_names_the_shapes(tmp_path):
+    np.save(tmp_path / "bad.npy", np.zeros((7, 3), dtype=np.float32))
+    with pytest.raises(PredictInputError, match=r"bad\.npy: inputs of shape \(7, 3\), but the model takes \(T, 2\)"):
+        main(["predict", "--ckpt_path", "pretrained:kru_adding_t100", "--predict_input", str(tmp_path / "bad.npy"),
+              "--trainer.logger", "false", *QUIET])
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(PredictInputError, match="not a plain numeric .npy"):
+        main(["predict", "--ckpt_path", "pretrained:kru_adding_t100", "--predict_input", str(tmp_path / "obj.npy"),
+              "--trainer.logger", "false", *QUIET])
+
+
+def test_ddp_predict_writes_one_file_per_rank_covering_the_split(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "kruzoo.cli.main", "predict", "--ckpt_path", "pretrained:kru_adding_t100",
+         "--data.test_size", "10", "--data.batch_size", "3", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
+         "--trainer.strategy", "ddp", "--predictions_dir", str(tmp_path / "p"), "--trainer.logger", "false", *QUIET],
+        capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    records = [torch.load(tmp_path / "p" / f"predictions_rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert [r["world_size"] for r in records] == [2, 2] and [r["rank"] for r in records] == [0, 1]
+    indices = torch.cat([r["indices"] for r in records])
+    # DistributedSampler pads 10 to 2 × 5 by repeating the first; every index appears.
+    assert set(indices.tolist()) == set(range(10)) and len(indices) == 10
+    dm = AddingDataModule(seq_len=100, test_size=10)
+    dm.setup("test")
+    for r in records:
+        inputs = torch.stack([dm.datasets["test"][i]["inputs"] for i in r["indices"].tolist()])
+        torch.testing.assert_close(r["outputs"], _reference_outputs("kru_adding_t100", inputs), rtol=1e-5, atol=1e-6)
+    assert "predictions_rank*.pt" in run.stdout.strip().splitlines()[-1]
+
+
+# -- 2. a checkpoint alone is enough; fine-tuning ------------------------------------------------
+def test_test_a_pretrained_name_without_a_config(tmp_path, capsys):
+    cli = main(["test", "--ckpt_path", "pretrained:kru_adding_t100", "--data.test_size", "40",
+                "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path), *QUIET])
+    dm = AddingDataModule(seq_len=100, test_size=40)
+    dm.setup("test")
+    items = [dm.datasets["test"][i] for i in range(40)]
+    outputs = _reference_outputs("kru_adding_t100", torch.stack([i["inputs"] for i in items]))
+    reference = float(((outputs - torch.stack([i["targets"] for i in items])) ** 2).mean())
+    assert float(cli.trainer.callback_metrics["test/loss"]) == pytest.approx(reference, rel=1e-5)
+    assert re.search(r"kruzoo: test MSE [0-9.e-]+; baseline 0.1667", capsys.readouterr().out)
+
+
+def _short_fit(tmp_path, *extra):
+    return main(["fit", "--model", "kru", "--model.hidden_size", "16", "--data", "adding", "--data.seq_len", "10",
+                 "--data.train_size", "40", "--data.val_size", "8", "--data.test_size", "16", "--data.batch_size", "8",
+                 "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path), *QUIET, *extra])
+
+
+def test_test_a_checkpoint_file_without_a_config(tmp_path):
+    fitted = _short_fit(tmp_path)
+    (last,) = tmp_path.glob("runs/AddingDataModule-KRU/version_0/checkpoints/last.ckpt")
+    assert torch.load(last, weights_only=True)["kruzoo_data"]["class_path"].endswith("AddingDataModule")
+    moved = tmp_path / "elsewhere.ckpt"  # away from its run folder: the checkpoint itself knows the data
+    moved.write_bytes(last.read_bytes())
+    cli = main(["test", "--ckpt_path", str(moved), "--trainer.logger", "false", *QUIET])
+    assert type(cli.model).__name__ == "KRU" and cli.model.hparams.hidden_size == 16
+    assert cli.datamodule.seq_len == 10 and cli.datamodule.sizes["test"] == 16
+    x = torch.rand(2, 10, 2)
+    torch.testing.assert_close(cli.model.eval()(x)[0], fitted.model.eval()(x)[0])
+
+
+def test_fit_ckpt_path_pretrained_points_at_init_from():
+    with pytest.raises(CheckpointArgumentError, match=r"--init_from pretrained:kru_adding_t100"):
+        main(["fit", "--config", "adding/kru", "--ckpt_path", "pretrained:kru_adding_t100"])
+
+
+def test_fit_init_from_pretrained_starts_from_its_weights_with_a_fresh_optimizer(tmp_path):
+    cli = main(["fit", "--init_from", "pretrained:kru_adding_t100", "--model.optimizer.lr", "0.0",
+                "--trainer.max_steps", "2", "--data.train_size", "40", "--data.val_size", "20",
+                "--trainer.val_check_interval", "2", "--trainer.default_root_dir", str(tmp_path), *QUIET])
+    assert cli.trainer.global_step == 2  # not the pretrained run's 96,079
+    saved = torch.load(pretrained.path("kru_adding_t100"), weights_only=True)["state_dict"]
+    for key, value in cli.model.state_dict().items():
+        torch.testing.assert_close(value, saved[key], rtol=0, atol=0)  # lr 0: still the pretrained weights
+    assert float(cli.trainer.callback_metrics["val/loss"]) < 0.01  # it is the trained model
+
+
+def test_init_from_a_checkpoint_of_another_shape_is_refused(tmp_path):
+    with pytest.raises(CheckpointArgumentError, match=r"does not fit this KRU .*hidden_size"):
+        _short_fit(tmp_path, "--init_from", "pretrained:kru_adding_t100", "--trainer.fast_dev_run", "1")
