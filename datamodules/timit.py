@@ -14,11 +14,18 @@ Labels: the 61 TIMIT phones, framewise: frame i (samples [160 i, 160 i + 400)) g
 whose .PHN span [start, end) covers its centre sample 160 i + 200; frames whose centre no span
 covers are masked out. Training and scoring use the 61 phones (no folding to 39).
 
-Splits: train = the TRAIN speakers minus validation; val = a seeded ``val_fraction`` (10%) of
-the TRAIN speakers (``np.random.RandomState(val_seed)`` permutation of the sorted speaker ids);
-test = all 168 TEST speakers, or the standard 24-speaker core test set with ``core_test``. The
-dialect sentences SA1/SA2 (the same two texts read by every speaker) are left out unless
-``include_sa``.
+Splits, ``protocol="paper"`` (the default; KRU paper §5.6): the 4,620 TRAIN utterances of the 462
+speakers, SA1/SA2 included, of which ``val_utterances`` = 184 are held out for validation, and the
+complete TEST set, 1,680 utterances of 168 speakers, SA included. The 184 are chosen by a fixed
+rule: the training speakers in the order of ``np.random.RandomState(val_seed).permutation`` of their
+sorted ids (``val_seed`` 0), each contributing its SI and SX utterances (sorted by name; its SA1/SA2
+stay in training, being the same two texts every speaker reads) until 184 are taken — on the full
+corpus the whole SI/SX sets (8 each) of the first 23 speakers. The rule is ``validation_utterances``.
+
+``protocol="speakers"`` (this repo's earlier split): train = the TRAIN speakers minus validation;
+val = every utterance of a seeded ``val_fraction`` (10%) of the TRAIN speakers (the same seeded
+permutation); test = all 168 TEST speakers, or the standard 24-speaker core test set with
+``core_test``; the dialect sentences SA1/SA2 are left out unless ``include_sa``.
 """
 
 from __future__ import annotations
@@ -295,27 +302,63 @@ def pad_collate_masked(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.
     return {"inputs": inputs, "targets": targets, "mask": mask}
 
 
+PROTOCOLS = ("paper", "speakers")
+
+
+def _speaker_order(train_speakers: list[str], seed: int) -> list[str]:
+    speakers = sorted(set(train_speakers))
+    return [speakers[i] for i in np.random.RandomState(seed).permutation(len(speakers))]
+
+
+def validation_utterances(train: list[Utterance], count: int, seed: int) -> set[tuple[str, str]]:
+    """The paper protocol's held-out (speaker, name) pairs: speakers in the seeded order, each giving
+    its non-SA utterances sorted by name, until ``count`` are taken."""
+    by_speaker: dict[str, list[str]] = {}
+    for u in train:
+        if not u.name.startswith("SA"):
+            by_speaker.setdefault(u.speaker, []).append(u.name)
+    held: list[tuple[str, str]] = []
+    for speaker in _speaker_order(list(by_speaker), seed):
+        held += [(speaker, name) for name in sorted(by_speaker[speaker])][: count - len(held)]
+        if len(held) == count:
+            return set(held)
+    raise ValueError(f"TIMIT: val_utterances={count} but the training set has only {len(held)} SI/SX utterances "
+                     "to hold out")
+
+
 def validation_speakers(train_speakers: list[str], fraction: float, seed: int) -> set[str]:
     """A seeded ``fraction`` of the (sorted) training speakers, at least one."""
-    speakers = sorted(set(train_speakers))
-    count = max(1, round(fraction * len(speakers)))
-    order = np.random.RandomState(seed).permutation(len(speakers))
-    return {speakers[i] for i in order[:count]}
+    order = _speaker_order(train_speakers, seed)
+    count = max(1, round(fraction * len(order)))
+    return set(order[:count])
 
 
 class TIMITDataModule(SequenceDataModule):
     """Framewise classification of the 61 TIMIT phones from 26 MFCC-based features per 10 ms.
 
-    See the module docstring for features, labels and splits. ``batch_size`` 1 is the paper's;
+    See the module docstring for features, labels and splits (``protocol`` "paper", the default,
+    or "speakers" with ``val_fraction``, ``include_sa`` and ``core_test``). ``batch_size`` 1 is the paper's;
     larger batches are zero-padded with a mask. Features of the whole corpus are computed in
     ``setup`` (tens of seconds on the full corpus) and kept in memory.
     """
 
     collate_fn = staticmethod(pad_collate_masked)
 
-    def __init__(self, data_dir: str = "data/timit", core_test: bool = False, include_sa: bool = False,
-                 val_fraction: float = 0.1, val_seed: int = 0, batch_size: int = 1, num_workers: int = 0):
+    def __init__(self, data_dir: str = "data/timit", protocol: str = "paper", core_test: bool = False,
+                 include_sa: bool = True, val_utterances: int = 184, val_fraction: float = 0.1, val_seed: int = 0,
+                 batch_size: int = 1, num_workers: int = 0):
         super().__init__(batch_size, num_workers)
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {', '.join(map(repr, PROTOCOLS))}, got {protocol!r}")
+        if protocol == "paper" and (core_test or not include_sa):
+            raise ValueError(
+                f"protocol='paper' uses all 4,620 training and 1,680 test utterances, SA included; got "
+                f"core_test={core_test!r}, include_sa={include_sa!r}: use protocol='speakers' for those"
+            )
+        if isinstance(val_utterances, bool) or not isinstance(val_utterances, int) or val_utterances < 1:
+            raise ValueError(f"val_utterances must be a positive integer, got {val_utterances!r}")
+        self.protocol = protocol
+        self.val_utterances = val_utterances
         if not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
         self.data_dir = Path(data_dir)
@@ -359,9 +402,14 @@ class TIMITDataModule(SequenceDataModule):
             test = [u for u in test if u.speaker in CORE_TEST_SPEAKERS]
             if not test:
                 raise DataNotFoundError(f"TIMIT: none of the 24 core test speakers is under {self.data_dir}/TEST")
-        held_out = validation_speakers([u.speaker for u in train_all], self.val_fraction, self.val_seed)
-        train = [u for u in train_all if u.speaker not in held_out]
-        val = [u for u in train_all if u.speaker in held_out]
+        if self.protocol == "paper":
+            held = validation_utterances(train_all, self.val_utterances, self.val_seed)
+            train = [u for u in train_all if (u.speaker, u.name) not in held]
+            val = [u for u in train_all if (u.speaker, u.name) in held]
+        else:
+            held_out = validation_speakers([u.speaker for u in train_all], self.val_fraction, self.val_seed)
+            train = [u for u in train_all if u.speaker not in held_out]
+            val = [u for u in train_all if u.speaker in held_out]
         if not train:
             raise ValueError(f"TIMIT under {self.data_dir}: too few training speakers to hold out validation ones")
         utterances = {"train": train, "val": val, "test": test}

@@ -327,7 +327,7 @@ def _kaldi_mfcc_frame(frame: np.ndarray) -> np.ndarray:
 
 
 def test_timit_splits_labels_and_features(fake_timit):
-    dm = TIMITDataModule(str(fake_timit))
+    dm = TIMITDataModule(str(fake_timit), protocol="speakers", include_sa=False)  # the earlier split
     dm.prepare_data()
     dm.setup()
     assert dm.task.input_size == 26 and dm.task.output_size == 61 == len(PHONES)
@@ -368,7 +368,7 @@ def test_timit_splits_labels_and_features(fake_timit):
 
 def test_timit_lower_case_layout_core_test_and_sa(tmp_path):
     root = fakedata.make_fake_timit(tmp_path / "timit", lower_case=True)
-    dm = TIMITDataModule(str(root), core_test=True, include_sa=True, batch_size=3)
+    dm = TIMITDataModule(str(root), protocol="speakers", core_test=True, include_sa=True, batch_size=3)
     dm.setup()
     # core test: MDAB0 and MTAS1 only; with SA: 4 utterances each
     assert len(dm.datasets["test"]) == 8 and len(dm.datasets["train"]) + len(dm.datasets["val"]) == 40
@@ -378,6 +378,39 @@ def test_timit_lower_case_layout_core_test_and_sa(tmp_path):
     for b, n in enumerate(lengths):
         assert not batch["mask"][b, n:].any()
         assert torch.equal(batch["mask"][b, :n], dm.datasets["test"][b]["mask"])
+
+
+def test_timit_paper_protocol_is_the_default(fake_timit):
+    """All TRAIN utterances with SA, ``val_utterances`` SI/SX utterances held out by the documented
+    rule (speakers in RandomState(val_seed).permutation order of the sorted ids, names sorted), the
+    complete TEST set with SA."""
+    dm = TIMITDataModule(str(fake_timit), val_utterances=5)
+    assert dm.protocol == "paper" and dm.include_sa
+    dm.setup()
+    train, val, test = (dm.datasets[s].utterances for s in ("train", "val", "test"))
+    speakers = sorted(s for region in fakedata.FAKE_TIMIT_SPEAKERS["TRAIN"].values() for s in region)
+    order = [speakers[i] for i in np.random.RandomState(0).permutation(len(speakers))]
+    expected = [(order[0], "SI1027"), (order[0], "SX127"), (order[1], "SI1027"), (order[1], "SX127"),
+                (order[2], "SI1027")]
+    assert sorted((u.speaker, u.name) for u in val) == sorted(expected)
+    assert len(train) == 10 * 4 - 5 and len(test) == 4 * 4  # every TEST utterance, SA included
+    assert {u.name for u in test} == set(fakedata.FAKE_TIMIT_UTTERANCES)
+    assert not {(u.speaker, u.name) for u in train} & set(expected)
+    assert sum(u.name.startswith("SA") for u in train) == 20  # all SA sentences stay in training
+    other = TIMITDataModule(str(fake_timit), val_utterances=5, val_seed=1)
+    other.setup()
+    assert {(u.speaker, u.name) for u in other.datasets["val"].utterances} != set(expected)
+
+
+def test_timit_paper_protocol_refuses_what_it_cannot_hold(fake_timit, tmp_path):
+    with pytest.raises(ValueError, match=r"val_utterances=184 but the training set has only 20 SI/SX"):
+        TIMITDataModule(str(fake_timit)).setup()  # the fake corpus is far smaller than TIMIT
+    with pytest.raises(ValueError, match=r"protocol='paper' uses all 4,620 .*core_test=True"):
+        TIMITDataModule(str(tmp_path), core_test=True)
+    with pytest.raises(ValueError, match=r"protocol must be one of 'paper', 'speakers', got 'kaldi'"):
+        TIMITDataModule(str(tmp_path), protocol="kaldi")
+    with pytest.raises(ValueError, match=r"val_utterances must be a positive integer, got 0"):
+        TIMITDataModule(str(tmp_path), val_utterances=0)
 
 
 # -- one fast_dev_run per config ----------------------------------------------------------------
@@ -410,5 +443,7 @@ def test_config_fast_dev_run(task, model, real_data_dir, fake_music_dir, fake_ti
             "--data.data_dir", str(data_dir), "--data.batch_size", "2"]
     if task in ("mnist", "pmnist"):  # T=784: keep the step cheap, the data path is what is tested
         args += ["--model.init_args.hidden_size", "16" if model == "kru" else "8"]
+    if task == "timit":  # the paper's 184 validation utterances do not exist in the 10-speaker fake corpus
+        args += ["--data.val_utterances", "4"]
     cli = main(args)
     assert cli.trainer.state.finished and cli.trainer.global_step == 1

@@ -149,3 +149,87 @@ def test_fit_init_from_pretrained_starts_from_its_weights_with_a_fresh_optimizer
 def test_init_from_a_checkpoint_of_another_shape_is_refused(tmp_path):
     with pytest.raises(CheckpointArgumentError, match=r"does not fit this KRU .*hidden_size"):
         _short_fit(tmp_path, "--init_from", "pretrained:kru_adding_t100", "--trainer.fast_dev_run", "1")
+
+
+# -- 3. names, help text, kruzoo list ------------------------------------------------------------
+def test_short_model_and_data_names_resolve():
+    from kruzoo.cli.names import resolve_arguments, resolve_data, resolve_model
+    from kruzoo.registry import get_model_class, list_models
+
+    for name in list_models():
+        cls = get_model_class(name)
+        for spelling in (name, cls.__name__, cls.__name__.lower(), name.upper()):
+            assert resolve_model(spelling) == f"kruzoo.models.{cls.__name__}", spelling
+    import kruzoo.datamodules as dms
+
+    for short, cls_name in {"adding": "AddingDataModule", "copy": "CopyMemoryDataModule", "ptb": "PTBCharDataModule",
+                            "mnist": "PixelMNISTDataModule", "music": "PolyphonicMusicDataModule",
+                            "timit": "TIMITDataModule", "AddingDataModule": "AddingDataModule",
+                            "copymemory": "CopyMemoryDataModule"}.items():
+        assert resolve_data(short) == f"kruzoo.datamodules.{cls_name}" and hasattr(dms, cls_name)
+    assert resolve_data("my_module.MyDataModule") == "my_module.MyDataModule"  # dotted paths untouched
+    assert resolve_arguments(["fit", "--model=KRU", "--data", "adding", "--model.hidden_size", "kru"]) == [
+        "fit", "--model=kruzoo.models.KRU", "--data", "kruzoo.datamodules.AddingDataModule", "--model.hidden_size", "kru"]
+
+
+@pytest.mark.parametrize("model", ["kru", "KRU", "lstm"])
+def test_short_names_train_through_the_cli(model, tmp_path):
+    cli = main(["fit", "--model", model, "--model.hidden_size", "8", "--data", "adding", "--data.seq_len", "6",
+                "--data.batch_size", "4", "--trainer.fast_dev_run", "1", "--trainer.default_root_dir", str(tmp_path), *QUIET])
+    assert type(cli.model).__name__ == model.upper() and type(cli.datamodule).__name__ == "AddingDataModule"
+
+
+def test_model_help_shows_the_docstring_of_each_argument():
+    run = subprocess.run([sys.executable, "-m", "kruzoo.cli.main", "fit", "--model.help", "kru"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    text = " ".join(run.stdout.split())
+    assert "--model.penalty_weight PENALTY_WEIGHT Weight of the soft unitary penalty" in text
+    assert "--model.freeze_recurrence {true,false} Keep W at its unitary initialisation" in text
+
+
+def test_kruzoo_list_names_models_datamodules_configs_and_pretrained(capsys):
+    from kruzoo.registry import list_models
+
+    assert main(["list"]) is None
+    out = capsys.readouterr().out
+    for name in list_models():
+        assert re.search(rf"^  {name} +kruzoo\.models\.", out, re.M), name
+    for cls in ("AddingDataModule", "CopyMemoryDataModule", "PixelMNISTDataModule", "PTBCharDataModule",
+                "PolyphonicMusicDataModule", "TIMITDataModule"):
+        assert f"kruzoo.datamodules.{cls}" in out
+    tasks = sorted(p.name for p in (REPO / "configs").iterdir() if p.is_dir() and list(p.glob("*.yaml")))
+    for task in tasks:
+        models = sorted(p.stem for p in (REPO / "configs" / task).glob("*.yaml"))
+        assert f"  {task}/{{{','.join(models)}}}" in out
+    for name in pretrained.list():
+        assert re.search(rf"^  {name} ", out, re.M), name
+
+
+# -- 4. configs ship in the package and resolve by name ------------------------------------------
+def test_wheel_ships_every_config(tmp_path):
+    import zipfile
+
+    run = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(REPO),
+                          "-w", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    (wheel,) = tmp_path.glob("kruzoo-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    configs = sorted(str(p.relative_to(REPO)) for p in REPO.glob("configs/*/*.yaml"))
+    assert configs and all(f"kruzoo/{c}" in names for c in configs), sorted(set(f"kruzoo/{c}" for c in configs) - names)
+
+
+def test_config_by_name_from_another_folder(tmp_path, monkeypatch):
+    from kruzoo.cli.names import resolve_config
+
+    monkeypatch.chdir(tmp_path)
+    for spelling in ("copy/kru", "copy/kru.yaml", "configs/copy/kru.yaml"):
+        assert Path(resolve_config(spelling)).read_text() == (REPO / "configs/copy/kru.yaml").read_text()
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "kru.yaml").write_text("seed_everything: 7\n")
+    assert resolve_config("copy/kru.yaml") == "copy/kru.yaml"  # a file in the working folder wins
+    with pytest.raises(FileNotFoundError, match=r"--config copy/krux: no such file .* packaged configs are"):
+        resolve_config("copy/krux")
+    cli = main(["fit", "--config", "adding/kru", "--model.hidden_size", "16", "--data.seq_len", "6",
+                "--data.batch_size", "4", "--trainer.fast_dev_run", "1", *QUIET])
+    assert type(cli.model).__name__ == "KRU" and type(cli.datamodule).__name__ == "AddingDataModule"

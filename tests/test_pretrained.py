@@ -1,6 +1,10 @@
 """Every shipped checkpoint loads (sha256 checked, weights only) and reproduces its recorded
 golden metrics; bad names and tampered files are refused."""
 
+import hashlib
+import json
+import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -11,6 +15,7 @@ from kruzoo import pretrained
 from kruzoo.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.filterwarnings("ignore:LightningCLI.s args parameter")
 
 NAMES = pretrained.list()
 
@@ -64,3 +69,84 @@ def test_cli_evaluates_a_pretrained_name(name, tmp_path):
                 "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path)])
     metrics = cli.trainer.callback_metrics
     assert float(metrics["test/acc"]) == 1.0 and float(metrics["test/loss"]) < 0.002
+
+
+# -- every entry names the configs and commands that produced it (issue 13) -------------------------
+def _config_path(command: str) -> str:
+    match = re.match(r"kruzoo fit --config (\S+\.yaml)( |$)", command)
+    assert match, f"not a 'kruzoo fit --config FILE' command: {command}"
+    return match[1]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_entry_configs_exist_and_match_their_hashes(name):
+    entry = pretrained.info(name)
+    commands = entry["train_commands"]
+    assert commands and all(isinstance(c, str) for c in commands)
+    used = [_config_path(c) for c in commands]
+    assert set(entry["config_sha256"]) == {entry["config"], *used}
+    assert entry["evaluate_command"] == f"kruzoo test --config {entry['config']} --ckpt_path pretrained:{name}"
+    for config, digest in entry["config_sha256"].items():
+        path = REPO / config
+        assert path.is_file(), f"{name}: {config} is missing"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, (
+            f"{name}: {config} changed since the index recorded it; if the change alters the recipe the shipped "
+            "checkpoint no longer comes from this file: record the settings it was trained with instead")
+    assert all("--ckpt_path" in c for c in commands[1:]), "every command after the first continues a run"
+    assert entry["provenance"]
+    assert (REPO / entry["log"] / "config.yaml").is_file()
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+# The settings that shape training and selection (caps such as max_time, logger and folders are not).
+RECIPE_KEYS = ("seed_everything", "model.", "data.", "checkpoint.monitor", "checkpoint.mode", "trainer.max_epochs",
+               "trainer.gradient_clip_val", "trainer.gradient_clip_algorithm", "trainer.val_check_interval",
+               "trainer.limit_val_batches", "trainer.accumulate_grad_batches", "trainer.precision")
+NOT_RECIPE = ("model.init_args.task", "data.init_args.data_dir", "data.init_args.download")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_last_command_resolves_to_the_settings_its_run_logged(name):
+    """Today's config files plus the recorded command line give the settings the run saved in its
+    config.yaml (the resolved config of the run's last command, kept in experiments/logs/)."""
+    import yaml
+
+    from kruzoo.cli import KruzooCLI
+    from kruzoo.datamodules import SequenceDataModule
+    from kruzoo.sequence_model import SequenceModel
+
+    entry = pretrained.info(name)
+    args = shlex.split(entry["train_commands"][-1])[2:]  # after "kruzoo fit"
+    if "--ckpt_path" in args:
+        at = args.index("--ckpt_path")
+        del args[at:at + 2]
+    args = [a.replace("configs/", str(REPO / "configs") + "/", 1) if a.startswith("configs/") else a for a in args]
+    cli = KruzooCLI(SequenceModel, SequenceDataModule, run=False, subclass_mode_model=True, subclass_mode_data=True,
+                    seed_everything_default=1234, args=[*args, "--trainer.logger", "false"])
+    resolved = _flat(yaml.safe_load(yaml.safe_dump(json.loads(json.dumps(cli.config.as_dict(), default=str)))))
+    logged = _flat(yaml.safe_load((REPO / entry["log"] / "config.yaml").read_text()))
+    differences = {key: (logged.get(key, "<absent>"), resolved.get(key, "<absent>"))
+                   for key in set(logged) | set(resolved)
+                   if key.startswith(RECIPE_KEYS) and not key.startswith(NOT_RECIPE)
+                   and str(logged.get(key, "<absent>")) != str(resolved.get(key, "<absent>"))}
+    assert not differences, f"{name}: logged vs today's command: {differences}"
+
+
+def test_info_shows_the_commands_first():
+    name = "kru_adding_t100"
+    entry = pretrained.info(name)
+    text = str(entry)
+    assert text.splitlines()[1].startswith("reproduce")
+    positions = [text.index(c) for c in entry["train_commands"]]
+    assert positions == sorted(positions) and len(positions) == 2
+    assert "configs/adding/kru_t100_decay.yaml" in text and entry["evaluate_command"] in text
+    assert repr(entry) == text and dict(entry) == entry  # still the plain dict of the index

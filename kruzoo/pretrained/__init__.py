@@ -1,8 +1,15 @@
 """Pretrained zoo: checkpoints trained by this repo's own configs, shipped inside the package.
 
-``list()`` names them, ``info(name)`` tells how each was trained and what it reached, ``load(name)``
-returns the model in eval mode (sha256 checked, ``weights_only=True``). Each file is a minimal
-Lightning checkpoint, so ``kruzoo test --config CONFIG --ckpt_path pretrained:NAME`` evaluates it.
+``list()`` names them, ``info(name)`` tells how each was trained and what it reached — shown (as in
+a REPL, or printed), it starts with the exact sequence of ``kruzoo fit`` commands that produced the
+file —, ``load(name)`` returns the model in eval mode (sha256 checked, ``weights_only=True``). Each
+file is a minimal Lightning checkpoint, so ``kruzoo test --config CONFIG --ckpt_path pretrained:NAME``
+evaluates it.
+
+Each index entry names its config (``config``) and every config its ``train_commands`` use, with
+the sha256 of each file (``config_sha256``; tests/test_pretrained.py checks them, and that the
+last command resolves to the settings logged by the run, ``log``/config.yaml); ``provenance`` says
+what was actually run where it differs from one plain command.
 """
 
 from __future__ import annotations
@@ -30,12 +37,36 @@ def list() -> builtins.list[str]:  # noqa: A001 - the zoo's API name, as in the 
     return sorted(_index())
 
 
-def info(name: str) -> dict:
-    """Model, datamodule settings, the metric reached and the commands behind a checkpoint."""
+class Entry(dict):
+    """An index entry: a plain dict whose text form (``repr``/``str``: what a REPL shows and ``print``
+    writes) leads with the commands that reproduce the checkpoint."""
+
+    name: str = "?"
+
+    def __repr__(self) -> str:
+        commands = self.get("train_commands", [])
+        lines = [f"pretrained {self.name}: {self.get('model', '?')} on {self.get('data', {}).get('class_path', '?')}, "
+                 f"test {self.get('test_metrics', {})}",
+                 "reproduce (from the repo root, in one folder, in this order):" if len(commands) > 1 else "reproduce:"]
+        lines += [f"  {command}" for command in commands]
+        lines.append(f"evaluate: {self.get('evaluate_command', '?')}")
+        if self.get("provenance"):
+            lines.append(f"provenance: {self['provenance']}")
+        lines.append(f"fields: {', '.join(sorted(self))}")
+        return "\n".join(lines)
+
+    __str__ = __repr__
+
+
+def info(name: str) -> Entry:
+    """Model, datamodule settings, the metric reached and the commands behind a checkpoint: a dict
+    whose text form starts with the ``kruzoo fit`` commands that produced it (``print(info(name))``)."""
     index = _index()
     if name not in index:
         raise ValueError(f"unknown pretrained checkpoint {name!r}; available: {', '.join(sorted(index)) or 'none'}")
-    return index[name]
+    entry = Entry(index[name])
+    entry.name = name
+    return entry
 
 
 def sha256_of(path: Path) -> str:
