@@ -80,6 +80,38 @@ def debug_requested(args: list[str]) -> tuple[bool, list[str]]:
     return debug, args
 
 
+class ConfigFileError(ValueError):
+    """A ``--config`` file that is not a YAML mapping of settings."""
+
+
+def check_config_files(args: list[str]) -> None:
+    """Each existing ``--config FILE`` parses as a non-empty YAML mapping (jsonargparse would say
+    only "Unexpected config"). Names that are no file are left to the parser (packaged configs)."""
+    import yaml  # noqa: PLC0415
+
+    for i, arg in enumerate(args):
+        value = args[i + 1] if arg == "--config" and i + 1 < len(args) else (
+            arg.removeprefix("--config=") if arg.startswith("--config=") else None)
+        if value is None or not Path(value).is_file():
+            continue
+        try:
+            data = yaml.safe_load(Path(value).read_text(encoding="utf-8"))
+        except UnicodeDecodeError as error:
+            raise ConfigFileError(f"--config {value} is not text (byte {error.start} is not UTF-8); a config is "
+                                  f"a YAML file") from None
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise ConfigFileError(f"--config {value} is not valid YAML{where}: {problem}") from None
+        if data is None:
+            raise ConfigFileError(f"--config {value} is empty: a config is a YAML mapping with trainer:, model: "
+                                  f"and data: sections (see configs/<task>/<model>.yaml)")
+        if not isinstance(data, dict):
+            raise ConfigFileError(f"--config {value} holds a YAML {type(data).__name__}, not a mapping of settings "
+                                  f"(trainer:, model:, data:)")
+
+
 def run(args: list[str] | None = None, stderr=None) -> int:
     """Run the CLI on ``args`` (default: ``sys.argv[1:]``); the exit status, never a raw traceback
     unless debugging is asked for."""
@@ -88,6 +120,7 @@ def run(args: list[str] | None = None, stderr=None) -> int:
     stderr = stderr or sys.stderr
     debug, args = debug_requested(list(sys.argv[1:] if args is None else args))
     try:
+        check_config_files(args)
         main(args)
     except SystemExit as exit_:  # jsonargparse's own errors (exit 2, its `error:` block), --help
         code = exit_.code

@@ -130,6 +130,19 @@ def check_settings(cfg) -> None:
     if interval is not None:
         _number_setting("trainer.val_check_interval", interval, 0, False,
                         "a fraction of an epoch in (0, 1] or a number of steps ≥ 1")
+    model_args = cfg.model.get("init_args") if cfg.get("model") is not None and hasattr(cfg.model, "get") else None
+    optimizers = [("model.init_args.optimizer", model_args.get("optimizer") if model_args is not None else None),
+                  ("optimizer", cfg.get("optimizer"))]
+    for where, optimizer in optimizers:
+        init_args = optimizer.get("init_args") if hasattr(optimizer, "get") else None
+        if init_args is None:
+            continue
+        values = init_args.as_dict() if hasattr(init_args, "as_dict") else dict(init_args)
+        for key, value in values.items():
+            if key == "lr":
+                _number_setting(f"{where}.init_args.lr", value, 0, False, "a finite number > 0")
+            elif isinstance(value, float) and not math.isfinite(value):
+                raise UnsupportedSettingError(f"--{where}.init_args.{key} must be a finite number, got {value!r}")
     if cfg.get("resume_checkpoint") is not None:
         _number_setting("resume_checkpoint.every_n_train_steps", cfg.resume_checkpoint.get("every_n_train_steps"),
                         0, True, "an integer ≥ 0 (0: only at the end)", integer=True)

@@ -99,6 +99,8 @@ class GeneratedDataModule(SequenceDataModule):
         self.sizes = {"train": train_size, "val": val_size, "test": test_size}
         for split, size in self.sizes.items():
             _positive(f"{split}_size", size)
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = seed
 
     def setup(self, stage: str | None = None) -> None:

@@ -14,6 +14,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+from contextlib import contextmanager
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -28,6 +29,10 @@ class ChecksumError(RuntimeError):
 
 class UnsafeArchiveError(RuntimeError):
     """An archive member would be written outside the extraction folder (or is a link/device)."""
+
+
+class DownloadError(OSError):
+    """A file could not be fetched (no network, a proxy, a moved URL); nothing was kept."""
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -74,7 +79,15 @@ def download_file(url: str, destination: str | os.PathLike, sha256: str) -> Path
     temp = Path(temp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            _fetch(url, out)
+            try:
+                _fetch(url, out)
+            except OSError as error:  # urllib's URLError, timeouts, refused connections
+                reason = getattr(error, "reason", None) or error.strerror or error
+                raise DownloadError(
+                    f"could not download {destination.name} from {url} ({reason}); offline, copy the file "
+                    f"(sha256 {expected}) into {destination.parent} (--data.data_dir) and run with "
+                    f"--data.download false"
+                ) from error
         actual = sha256_of(temp)
         if actual != expected:
             raise ChecksumError(
@@ -157,3 +170,20 @@ def ensure_files(directory: str | os.PathLike, sources: dict[str, tuple[str, str
         url, sha256 = sources[name]
         download_file(url, directory / name, sha256)
     return directory
+
+
+DOWNLOAD_HINT = "(--data.download true verifies its sha256)"
+
+
+@contextmanager
+def corrupt_file_advice(download: bool):
+    """Re-word a :class:`CorruptDataError` raised inside when ``download`` is already on: advising
+    ``--data.download true`` would not help (the file is there, so it is not fetched again)."""
+    try:
+        yield
+    except CorruptDataError as error:
+        if not download or DOWNLOAD_HINT not in str(error):
+            raise
+        raise CorruptDataError(str(error).replace(
+            DOWNLOAD_HINT, "(delete it: --data.download is already true, so the next run downloads it again "
+                           "and verifies its sha256)")) from error

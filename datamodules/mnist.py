@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 from kruzoo.task import TaskSpec
 
 from .base import SequenceDataModule
-from .download import CorruptDataError, ensure_files
+from .download import CorruptDataError, corrupt_file_advice, ensure_files
 
 NUM_PIXELS = 784
 NUM_CLASSES = 10
@@ -132,6 +132,10 @@ class PixelMNISTDataModule(SequenceDataModule):
         ensure_files(self.data_dir, MNIST_SOURCES, self.download, "MNIST")
 
     def setup(self, stage: str | None = None) -> None:
+        with corrupt_file_advice(self.download):
+            self._setup(stage)
+
+    def _setup(self, stage: str | None = None) -> None:
         if all(split in self.datasets for split in ("train", "val", "test")):
             return
         ensure_files(self.data_dir, MNIST_SOURCES, download=False, dataset="MNIST")

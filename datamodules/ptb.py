@@ -14,7 +14,7 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from kruzoo.task import TaskSpec
 
 from .base import SequenceDataModule, _positive
-from .download import CorruptDataError, ensure_files
+from .download import CorruptDataError, corrupt_file_advice, ensure_files
 
 NEWLINE = "\n"
 SPLIT_FILES = {"train": "ptb.char.train.txt", "val": "ptb.char.valid.txt", "test": "ptb.char.test.txt"}
@@ -158,6 +158,10 @@ class PTBCharDataModule(SequenceDataModule):
         ensure_files(self.data_dir, PTB_SOURCES, self.download, "Penn Treebank characters")
 
     def setup(self, stage: str | None = None) -> None:
+        with corrupt_file_advice(self.download):
+            self._setup(stage)
+
+    def _setup(self, stage: str | None = None) -> None:
         # Streams are sharded by rank when the datasets are built: rebuild them if they were made
         # before torch.distributed was initialised (e.g. a manual setup() before Trainer.fit).
         if all(split in self.datasets for split in SPLIT_FILES) and self._sharding == _rank_and_world():

@@ -1,6 +1,6 @@
 """Eigenvalue spectra of recurrent matrices: soft (KRU, penalty) versus strict (uRNN, fuRNN) unitarity.
 
-``python -m kruzoo.spectrum CKPT_OR_CONFIG --out spectrum.png [--model NAME]`` plots the spectrum of
+``python -m kruzoo.spectrum CKPT_OR_CONFIG_OR_pretrained:NAME --out spectrum.png [--model NAME]`` plots the spectrum of
 a checkpoint's (or a config's freshly initialised) ``recurrent_matrix()``; the ``SpectrumPlot``
 callback saves one into the log dir at the end of every validation epoch.
 
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import sys
 from pathlib import Path
 
 import torch
@@ -81,6 +83,7 @@ def save_spectrum(matrix: Tensor, out: str | Path, title: str = "") -> Path:
 
 def _class_from_path(class_path: str) -> type:
     module_name, _, name = class_path.rpartition(".")
+    module_name = module_name or "kruzoo.models"  # a bare class name: one of the zoo's models
     try:
         cls = getattr(importlib.import_module(module_name), name)
     except (ImportError, AttributeError, ValueError) as e:
@@ -96,11 +99,16 @@ def load_checkpoint_model(path: str | Path, model: str | None = None) -> Sequenc
     The class is the registered ``model`` name if given, else the ``_class_path`` that the CLI
     stores in the checkpoint's hyper_parameters.
     """
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    if "state_dict" not in checkpoint:
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - truncation shows up as RuntimeError, EOFError, …
+        detail = str(error).split(". ")[0] or "no details"
+        raise ValueError(f"{path} is not a readable checkpoint: it is truncated or corrupt "
+                         f"({type(error).__name__}: {detail})") from error
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ValueError(f"{path} is not a Lightning checkpoint (no 'state_dict' entry)")
     hparams = dict(checkpoint.get("hyper_parameters", {}))
-    class_path = hparams.pop("_class_path", None)
+    class_path = hparams.pop("_class_path", None) or checkpoint.get("kruzoo_model")  # SequenceModel saves it
     hparams.pop("_instantiator", None)
     if model is not None:
         cls = get_model_class(model)
@@ -134,6 +142,10 @@ def load_config_model(path: str | Path) -> SequenceModel:
 
 
 def load_model(path: str | Path, model: str | None = None) -> SequenceModel:
+    if isinstance(path, str) and path.startswith("pretrained:"):  # a shipped checkpoint, by name
+        from . import pretrained  # noqa: PLC0415
+
+        path = pretrained.path(path.removeprefix("pretrained:"))
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint or config file at {path}")
@@ -164,7 +176,14 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--out", default="spectrum.png", help="PNG file to write (default: spectrum.png)")
     parser.add_argument("--model", default=None, help="registered model name, for checkpoints without a class path")
     args = parser.parse_args(argv)
-    model = load_model(args.path, args.model)
+    try:
+        model = load_model(args.path, args.model)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        if os.environ.get("KRUZOO_DEBUG", "") not in ("", "0"):
+            raise
+        print(f"kruzoo: error: {str(error).splitlines()[0]}\n  ({type(error).__name__}; KRUZOO_DEBUG=1 for the "
+              f"traceback)", file=sys.stderr)
+        raise SystemExit(1) from None
     out = save_spectrum(model.recurrent_matrix(), args.out, f"{type(model).__name__}: {Path(args.path).name}")
     print(f"kruzoo.spectrum: wrote {out}")
     return out
