@@ -769,16 +769,13 @@ inline void modrelu_bwd_t(T ar, T ai, T b, T eps, T gr, T gi, T one, T& gar, T& 
   gb = on * dot * inv;
 }
 
-// One forward step: a = W h + u_t (u interleaved), h = modReLU(a) into the planar state and the
-// interleaved output row.  (wr, wi) hold W h on entry; ubuf: 2N scratch scalars.
+// One forward step: a = W h + u_t, h = modReLU(a) into the planar state and the interleaved
+// output row.  (wr, wi) hold W h on entry, (ur, ui) the planar input projection u_t.
 template <typename S>
-void step_forward(const S* __restrict__ wr, const S* __restrict__ wi, const S* __restrict__ u,
-                  const S* __restrict__ bias, S eps, int64_t N, S* __restrict__ hr,
-                  S* __restrict__ hi, S* __restrict__ hs, S* __restrict__ ubuf) {
+void step_forward(const S* __restrict__ wr, const S* __restrict__ wi, const S* __restrict__ ur,
+                  const S* __restrict__ ui, const S* __restrict__ bias, S eps, int64_t N,
+                  S* __restrict__ hr, S* __restrict__ hi, S* __restrict__ hs) {
   constexpr int V = kV<S>;
-  S* ur = ubuf;
-  S* ui = ubuf + N;
-  deinterleave(u, N, ur, ui);
   const Vec<S> e = vsplat(eps);
   int64_t n = 0;
   for (; n + V <= N; n += V) {
@@ -794,19 +791,16 @@ void step_forward(const S* __restrict__ wr, const S* __restrict__ wi, const S* _
 // One backward step.  The pre-activation a_t = W h_{t-1} + u_t is recomputed (wr, wi hold
 // W h_{t-1}) rather than stored by the forward: that saves writing and reading a (B, T, N)
 // tensor, which costs more than the one extra factor application it takes here.
-// dL/dh_t = grad_hs_t + carry (carry = W^H dL/da_{t+1}); dL/da_t -> (gar, gai) and grad_ux_t
-// (interleaved); gb += dL/db.  ghs may be null (no gradient for the states: zero); scratch: 4N.
+// dL/dh_t = grad_hs_t + carry (carry = W^H dL/da_{t+1}); dL/da_t -> (gar, gai) planar;
+// gb += dL/db.  ghs (interleaved) may be null (no gradient for the states: zero); scratch: 2N.
 template <typename S>
-void step_backward(const S* __restrict__ wr, const S* __restrict__ wi, const S* __restrict__ u,
-                   const S* __restrict__ ghs, const S* __restrict__ cr, const S* __restrict__ ci,
-                   const S* __restrict__ bias, S eps, int64_t N, S* __restrict__ gar,
-                   S* __restrict__ gai, S* __restrict__ gb, S* __restrict__ gux, S* __restrict__ scratch) {
+void step_backward(const S* __restrict__ wr, const S* __restrict__ wi, const S* __restrict__ ur,
+                   const S* __restrict__ ui, const S* __restrict__ ghs, const S* __restrict__ cr,
+                   const S* __restrict__ ci, const S* __restrict__ bias, S eps, int64_t N,
+                   S* __restrict__ gar, S* __restrict__ gai, S* __restrict__ gb, S* __restrict__ scratch) {
   constexpr int V = kV<S>;
-  S* ur = scratch;
-  S* ui = scratch + N;
-  S* dr = scratch + 2 * N;  // dL/dh_t
-  S* di = scratch + 3 * N;
-  deinterleave(u, N, ur, ui);
+  S* dr = scratch;  // dL/dh_t
+  S* di = scratch + N;
   if (ghs != nullptr) {
     deinterleave(ghs, N, dr, di);
     for (int64_t n = 0; n < N; ++n) {
@@ -834,28 +828,6 @@ void step_backward(const S* __restrict__ wr, const S* __restrict__ wi, const S* 
     gai[n] = i;
     gb[n] += db;
   }
-  interleave(gar, gai, N, gux);
-}
-
-// Optional software prefetch of the next time step's rows (n scalars from p).  Off by default
-// (build with -DKRU_PREFETCH=1 to try): profiling showed the backward's time at the loads of the
-// grad_hs / ux / hs rows, i.e. memory bound, and explicit prefetches only moved the stall onto
-// the prefetch instructions (fill buffers full) without a measurable gain.
-#ifndef KRU_PREFETCH
-#define KRU_PREFETCH 0
-#endif
-constexpr bool kPrefetch = KRU_PREFETCH != 0;
-
-template <typename S>
-inline void prefetch_rows(const S* p, int64_t n) {
-#if defined(__GNUC__) || defined(__clang__)
-  const char* c = reinterpret_cast<const char*>(p);
-  if (kPrefetch)
-    for (int64_t off = 0; off < n * static_cast<int64_t>(sizeof(S)); off += 64) __builtin_prefetch(c + off, 0, 3);
-#else
-  (void)p;
-  (void)n;
-#endif
 }
 
 std::vector<bool> to_vec(const c10::List<bool>& l) {
@@ -1107,42 +1079,252 @@ RecGrads check_rec_grads(const c10::optional<at::Tensor>& ghs, const c10::option
   return r;
 }
 
+// Where a step's input projection u_t comes from: the op's ux tensor (B, T, N, 2), or, for the
+// fused-projection ops, u_t = W x_t computed in the step from x (B, T, d) and the real (2N, d)
+// weight W (rows interleaved re, im: the layout of ComplexInputProjection), packed planar as
+// (d, N) re and im blocks.  Computing u_t in the step saves writing and reading the (B, T, N)
+// tensor ux and its gradient: on pixel MNIST 160 MB each, memory traffic that cost as much as
+// the recurrence's arithmetic on a 2-core AVX2 machine.
+template <typename S>
+struct RecInput {
+  const S* ux = nullptr;                       // interleaved (B, T, N, 2), or null
+  const S* x = nullptr;                        // (B, T, d) when ux is null
+  const S* wr = nullptr;                       // (d, N)
+  const S* wi = nullptr;                       // (d, N)
+  int64_t d = 0, T = 0, N = 0;
+
+  void load(int64_t b, int64_t t, S* __restrict__ ur, S* __restrict__ ui) const {
+    if (ux != nullptr) return deinterleave(ux + (b * T + t) * 2 * N, N, ur, ui);
+    const S* xt = x + (b * T + t) * d;
+    for (int64_t n = 0; n < N; ++n) {
+      ur[n] = xt[0] * wr[n];
+      ui[n] = xt[0] * wi[n];
+    }
+    for (int64_t k = 1; k < d; ++k) {
+      const S s = xt[k];
+      const S* __restrict__ rk = wr + k * N;
+      const S* __restrict__ ik = wi + k * N;
+      for (int64_t n = 0; n < N; ++n) {
+        ur[n] += s * rk[n];
+        ui[n] += s * ik[n];
+      }
+    }
+  }
+};
+
+// The planar (d, N) re and im blocks of a (2N, d) projection weight.
+at::Tensor pack_projection(const at::Tensor& w, int64_t N) {
+  // w[2n + c, k] -> out[c][k][n]
+  return w.contiguous().view({N, 2, w.size(1)}).permute({1, 2, 0}).contiguous();
+}
+
+// The forward of both recurrence ops: hs (B, T, N, 2) from the input, h0 and the plan.
+template <typename S>
+void recurrence_forward(const CpuKron<S>& kr, const RecInput<S>& in, int64_t B, const S* h0p, const S* bp,
+                        S e, S* hsp, unsigned csr) {
+  const Plan& pl = kr.pl;
+  const int64_t N = in.N, T = in.T;
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    FpScope fp(csr);
+    const int64_t M = pl.max_sz;
+    std::vector<S> w(6 * N + 4 * M);
+    S* h = w.data();  // planar state: re [0, N), im [N, 2N)
+    S* a = h + 2 * N;
+    S* u = a + 2 * N;
+    S* buf = u + 2 * N;
+    for (int64_t b = b0; b < b1; ++b) {
+      deinterleave(h0p + b * 2 * N, N, h, h + N);
+      for (int64_t t = 0; t < T; ++t) {
+        forward_chain(kr, h, h + N, a, a + N, buf);
+        in.load(b, t, u, u + N);
+        step_forward(a, a + N, u, u + N, bp, e, N, h, h + N, hsp + (b * T + t) * 2 * N);
+      }
+    }
+  });
+}
+
+// What the backward of a recurrence op writes besides the factor and bias gradients.
+template <typename S>
+struct RecOutput {
+  S* gux = nullptr;        // ux op: dL/dux (B, T, N, 2)
+  S* gx = nullptr;         // projection op, when x needs it: dL/dx (B, T, d)
+  bool need_w = false;     // projection op: accumulate dL/dW into gw_total
+  S* gh0 = nullptr;        // (B, N, 2)
+};
+
+// BPTT of both recurrence ops.  Profiling showed its time at the loads of the grad_hs / ux / hs
+// rows (memory bound); explicit software prefetches moved the stall onto the prefetches without a
+// measurable gain, so there are none.
+template <typename S>
+void recurrence_backward(const CpuKron<S>& kr, const RecInput<S>& in, int64_t B, const S* ghp, const S* glp,
+                         const S* hsp, const S* h0p, const S* bp, S e, bool loop_grads, const RecOutput<S>& out,
+                         std::vector<double>& total, std::vector<double>& gb_total,
+                         std::vector<double>& gw_total, unsigned csr) {
+  const Plan& pl = kr.pl;
+  const int64_t N = in.N, T = in.T, D = in.d;
+  std::mutex mu;
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    FpScope fp(csr);
+    const int64_t M = pl.max_sz;
+    std::vector<S> w(12 * N + 4 * M + 2 * M * pl.m);
+    std::vector<S> acc(loop_grads ? kr.acc_size : 0, S(0));
+    std::vector<S> gb(N, S(0));
+    std::vector<S> gw(out.need_w ? 2 * D * N : 0, S(0));  // planar (d, N) re, then im
+    S* carry = w.data();   // W^H dL/da_{t+1}
+    S* ga = carry + 2 * N;  // dL/da_t
+    S* hp_ = ga + 2 * N;   // h_{t-1} (input of the first group)
+    S* wh = hp_ + 2 * N;   // W h_{t-1}
+    S* u = wh + 2 * N;     // u_t
+    S* scratch = u + 2 * N;
+    S* buf = scratch + 2 * N;
+    S* zbuf = buf + 4 * M;  // inputs of groups 1..m-1
+    for (int64_t b = b0; b < b1; ++b) {
+      // dL/dh_{T-1} = grad_hs[T-1] + grad_last: grad_last enters as the initial carry.
+      if (glp != nullptr) {
+        deinterleave(glp + b * 2 * N, N, carry, carry + N);
+      } else {
+        std::fill(carry, carry + 2 * N, S(0));
+      }
+      for (int64_t t = T - 1; t >= 0; --t) {
+        const int64_t base = (b * T + t) * 2 * N;
+        const S* prev = t > 0 ? hsp + base - 2 * N : h0p + b * 2 * N;
+        deinterleave(prev, N, hp_, hp_ + N);
+        prefix_chain(kr, hp_, hp_ + N, zbuf);
+        const S* zl = pl.m == 1 ? hp_ : zbuf + 2 * M * (pl.m - 1);
+        const int64_t zl_im = pl.m == 1 ? N : M;
+        kr.apply(pl.m - 1, false, zl, zl + zl_im, wh, wh + N);
+        in.load(b, t, u, u + N);
+        step_backward(wh, wh + N, u, u + N, ghp != nullptr ? ghp + base : nullptr, carry, carry + N, bp, e, N,
+                      ga, ga + N, gb.data(), scratch);
+        if (out.gux != nullptr) interleave(ga, ga + N, N, out.gux + base);
+        if (in.x != nullptr) {
+          const S* xt = in.x + (b * T + t) * D;
+          for (int64_t k = 0; k < D && out.need_w; ++k) {
+            const S xk = xt[k];
+            S* __restrict__ r = gw.data() + k * N;
+            S* __restrict__ i = gw.data() + (D + k) * N;
+            for (int64_t n = 0; n < N; ++n) {
+              r[n] += xk * ga[n];
+              i[n] += xk * ga[N + n];
+            }
+          }
+          for (int64_t k = 0; k < D && out.gx != nullptr; ++k) {
+            const S* __restrict__ rk = in.wr + k * N;
+            const S* __restrict__ ik = in.wi + k * N;
+            S dot = 0;
+            for (int64_t n = 0; n < N; ++n) dot += rk[n] * ga[n] + ik[n] * ga[N + n];
+            out.gx[(b * T + t) * D + k] = dot;
+          }
+        }
+        backward_chain(kr, ga, ga + N, hp_, hp_ + N, zbuf, loop_grads, carry, carry + N, buf, acc.data());
+      }
+      interleave(carry, carry + N, N, out.gh0 + b * 2 * N);
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    if (loop_grads) kr.reduce_into(acc.data(), total);
+    for (int64_t n = 0; n < N; ++n) gb_total[n] += gb[n];
+    for (size_t i = 0; i < gw.size(); ++i) gw_total[i] += gw[i];
+  });
+}
+
+at::Tensor doubles_to(const std::vector<double>& v, at::IntArrayRef shape, at::ScalarType dtype) {
+  at::Tensor t = at::empty({static_cast<int64_t>(v.size())}, at::TensorOptions().dtype(at::kDouble));
+  std::copy(v.begin(), v.end(), t.data_ptr<double>());
+  return t.view(shape).to(dtype);
+}
+
+// The shared body of both backward ops: factor and bias gradients, gh0, and the input's.
+struct RecBackwardResult {
+  at::Tensor gh0, gbias, gw_planar;  // gw_planar: (2, d, N) doubles -> dtype, or undefined
+  std::vector<at::Tensor> gf;
+};
+
+RecBackwardResult recurrence_backward_cpu(const RecGrads& rg, const at::Tensor& ux_or_x, bool proj,
+                                          const at::Tensor& wpk, const at::Tensor& hs, const at::Tensor& h0,
+                                          at::TensorList factors, const at::Tensor& bias, double eps,
+                                          const std::vector<bool>& factor_needs_grad, const RecDims& d,
+                                          at::Tensor* gux, at::Tensor* gx, bool need_w) {
+  HostPlan hp = make_plan(factors, factor_needs_grad, kV<float>, lane_width(factors));
+  const Plan& pl = hp.plan;
+  RecBackwardResult res;
+  res.gh0 = at::empty_like(h0);
+  const bool want_grads = any_of(factor_needs_grad);
+  // One dense factor: its gradient is a single GEMM over all (b, t) after the loop (it needs
+  // dL/da for every step, i.e. the ux gradient: the projection op computes it then).
+  const bool gemm_grad = want_grads && pl.m == 1;
+  const bool loop_grads = want_grads && !gemm_grad;
+  at::Tensor ga_all;  // dL/da (B, T, N, 2): the ux gradient, or the projection op's temporary
+  if (!proj) {
+    *gux = at::empty_like(ux_or_x);
+    ga_all = *gux;
+  } else if (gemm_grad) {
+    ga_all = at::empty_like(hs);
+  }
+  std::vector<at::Tensor> group_grads(pl.m);
+  std::vector<double> tail_total;
+  const unsigned csr = FpScope::caller();
+  const int64_t D = proj ? ux_or_x.size(2) : 0;
+  AT_DISPATCH_FLOATING_TYPES(hs.scalar_type(), "kruzoo_kru_recurrence_backward", [&] {
+    using S = scalar_t;
+    CpuKron<S> kr(pl, hp.packed.data_ptr<S>());
+    RecInput<S> in;
+    in.T = d.T;
+    in.N = d.N;
+    if (proj) {
+      in.x = ux_or_x.data_ptr<S>();
+      in.wr = wpk.data_ptr<S>();
+      in.wi = in.wr + D * d.N;
+      in.d = D;
+    } else {
+      in.ux = ux_or_x.data_ptr<S>();
+    }
+    RecOutput<S> out;
+    out.gux = ga_all.defined() ? ga_all.data_ptr<S>() : nullptr;
+    out.gx = (gx != nullptr && gx->defined() && gx->numel() > 0) ? gx->data_ptr<S>() : nullptr;
+    out.need_w = need_w;
+    out.gh0 = res.gh0.data_ptr<S>();
+    std::vector<double> total(loop_grads ? 2 * kr.acc_size : 0, 0.0);
+    std::vector<double> gb_total(d.N, 0.0);
+    std::vector<double> gw_total(need_w ? 2 * D * d.N : 0, 0.0);
+    recurrence_backward(kr, in, d.B, rg.has_ghs ? rg.ghs.data_ptr<S>() : nullptr,
+                        rg.has_glast ? rg.glast.data_ptr<S>() : nullptr, hs.data_ptr<S>(), h0.data_ptr<S>(),
+                        bias.data_ptr<S>(), static_cast<S>(eps), loop_grads, out, total, gb_total, gw_total, csr);
+    if (loop_grads) {
+      group_grads = unpack_group_grads(pl, total, hs.scalar_type());
+      tail_total = std::move(total);
+    }
+    res.gbias = doubles_to(gb_total, {d.N}, hs.scalar_type());
+    if (need_w) res.gw_planar = doubles_to(gw_total, {2, D, d.N}, hs.scalar_type());
+  });
+  if (gemm_grad) {
+    // dL/dW = sum_{b,t} dL/da_t (h_{t-1})^H: one complex GEMM over all (b, t).
+    const at::Tensor hsc = at::view_as_complex(hs);
+    const at::Tensor prev = at::cat({at::view_as_complex(h0).unsqueeze(1), hsc.narrow(1, 0, d.T - 1)}, 1);
+    const at::Tensor gc = at::view_as_complex(ga_all);
+    group_grads[0] = at::mm(gc.reshape({d.B * d.T, d.N}).t(),
+                            prev.reshape({d.B * d.T, d.N}).conj().resolve_conj());
+  }
+  res.gf = map_group_grads(hp, factors, group_grads, factor_needs_grad);
+  if (loop_grads) fill_tail_grads(hp, tail_total, hs.scalar_type(), factor_needs_grad, res.gf);
+  return res;
+}
+
 std::tuple<at::Tensor, at::Tensor> kru_recurrence_cpu(const at::Tensor& ux_in, const at::Tensor& h0_in,
                                                       at::TensorList factors, const at::Tensor& bias_in,
                                                       double eps) {
   HostPlan hp = make_plan(factors, {}, kV<float>, lane_width(factors));
-  const Plan& pl = hp.plan;
-  const RecDims d = check_recurrence(ux_in, h0_in, pl, bias_in, factors);
+  const RecDims d = check_recurrence(ux_in, h0_in, hp.plan, bias_in, factors);
   const at::Tensor ux = ux_in.contiguous(), h0 = h0_in.contiguous(), bias = bias_in.contiguous();
   at::Tensor hs = at::empty({d.B, d.T, d.N, 2}, ux.options());
-  const unsigned csr = FpScope::caller();
   AT_DISPATCH_FLOATING_TYPES(ux.scalar_type(), "kruzoo_kru_recurrence", [&] {
     using S = scalar_t;
-    CpuKron<S> kr(pl, hp.packed.data_ptr<S>());
-    const S* up = ux.data_ptr<S>();
-    const S* h0p = h0.data_ptr<S>();
-    const S* bp = bias.data_ptr<S>();
-    S* hsp = hs.data_ptr<S>();
-    const S e = static_cast<S>(eps);
-    const int64_t N = d.N, T = d.T;
-    at::parallel_for(0, d.B, 1, [&](int64_t b0, int64_t b1) {
-      FpScope fp(csr);
-      const int64_t M = pl.max_sz;
-      std::vector<S> w(6 * N + 4 * M);
-      S* h = w.data();  // planar state: re [0, N), im [N, 2N)
-      S* a = h + 2 * N;
-      S* ubuf = a + 2 * N;
-      S* buf = ubuf + 2 * N;
-      for (int64_t b = b0; b < b1; ++b) {
-        deinterleave(h0p + b * 2 * N, N, h, h + N);
-        for (int64_t t = 0; t < T; ++t) {
-          const int64_t base = (b * T + t) * 2 * N;
-          if (t + 1 < T) prefetch_rows(up + base + 2 * N, 2 * N);
-          forward_chain(kr, h, h + N, a, a + N, buf);
-          step_forward(a, a + N, up + base, bp, e, N, h, h + N, hsp + base, ubuf);
-        }
-      }
-    });
+    CpuKron<S> kr(hp.plan, hp.packed.data_ptr<S>());
+    RecInput<S> in;
+    in.ux = ux.data_ptr<S>();
+    in.T = d.T;
+    in.N = d.N;
+    recurrence_forward(kr, in, d.B, h0.data_ptr<S>(), bias.data_ptr<S>(), static_cast<S>(eps), hs.data_ptr<S>(),
+                       FpScope::caller());
   });
   return {hs, last_state(hs, h0)};
 }
@@ -1153,101 +1335,72 @@ std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recu
     const at::Tensor& bias_in, double eps, const c10::List<bool>& needs_list) {
   const std::vector<bool> factor_needs_grad = to_vec(needs_list);
   HostPlan hp = make_plan(factors, factor_needs_grad, kV<float>, lane_width(factors));
-  const Plan& pl = hp.plan;
-  const RecDims d = check_recurrence(ux_in, h0_in, pl, bias_in, factors);
+  const RecDims d = check_recurrence(ux_in, h0_in, hp.plan, bias_in, factors);
   const RecGrads rg = check_rec_grads(ghs_in, glast_in, ux_in, hs_in, h0_in);
-  const at::Tensor hs = hs_in.contiguous(), ux = ux_in.contiguous();
-  const at::Tensor h0 = h0_in.contiguous(), bias = bias_in.contiguous();
-  at::Tensor gux = at::empty_like(ux);
-  at::Tensor gh0 = at::empty_like(h0);
-  at::Tensor gbias;
-  const bool want_grads = any_of(factor_needs_grad);
-  // One dense factor: its gradient is a single GEMM over all (b, t) after the loop.
-  const bool gemm_grad = want_grads && pl.m == 1;
-  const bool loop_grads = want_grads && !gemm_grad;
-  std::vector<at::Tensor> group_grads(pl.m);
-  std::vector<double> tail_total;
-  const unsigned csr = FpScope::caller();
-  AT_DISPATCH_FLOATING_TYPES(ux.scalar_type(), "kruzoo_kru_recurrence_backward", [&] {
+  at::Tensor gux;
+  RecBackwardResult r = recurrence_backward_cpu(rg, ux_in.contiguous(), false, at::Tensor(), hs_in.contiguous(),
+                                                h0_in.contiguous(), factors, bias_in.contiguous(), eps,
+                                                factor_needs_grad, d, &gux, nullptr, false);
+  return {gux, r.gh0, r.gf, r.gbias};
+}
+
+// ---- the fused-projection ops: x (B, T, d) and the real (2N, d) weight W instead of ux = W x.
+
+RecDims check_projection(const at::Tensor& x, const at::Tensor& w, const at::Tensor& h0, const Plan& pl,
+                         const at::Tensor& bias, at::TensorList factors) {
+  TORCH_CHECK(x.dim() == 3, "kruzoo.kru_recurrence_proj: x must be (B, T, d), got ", x.sizes());
+  TORCH_CHECK(w.dim() == 2 && w.size(1) == x.size(2) && w.size(0) % 2 == 0,
+              "kruzoo.kru_recurrence_proj: the weight must be (2N, d) with d = ", x.size(2), ", got ", w.sizes());
+  TORCH_CHECK(x.size(2) > 0, "kruzoo.kru_recurrence_proj: x has no features (d = 0)");
+  TORCH_CHECK(x.scalar_type() == w.scalar_type() && x.device() == w.device(),
+              "kruzoo.kru_recurrence_proj: x and the weight must share dtype and device");
+  // The remaining checks are the ux op's, on a (B, T, N, 2) shape.
+  const at::Tensor like = at::empty({1, 1, 1, 2}, x.options()).expand({x.size(0), x.size(1), w.size(0) / 2, 2});
+  return check_recurrence(like, h0, pl, bias, factors);
+}
+
+std::tuple<at::Tensor, at::Tensor> kru_recurrence_proj_cpu(const at::Tensor& x_in, const at::Tensor& w_in,
+                                                           const at::Tensor& h0_in, at::TensorList factors,
+                                                           const at::Tensor& bias_in, double eps) {
+  HostPlan hp = make_plan(factors, {}, kV<float>, lane_width(factors));
+  const RecDims d = check_projection(x_in, w_in, h0_in, hp.plan, bias_in, factors);
+  const at::Tensor x = x_in.contiguous(), h0 = h0_in.contiguous(), bias = bias_in.contiguous();
+  const at::Tensor wpk = pack_projection(w_in, d.N);
+  at::Tensor hs = at::empty({d.B, d.T, d.N, 2}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "kruzoo_kru_recurrence_proj", [&] {
     using S = scalar_t;
-    CpuKron<S> kr(pl, hp.packed.data_ptr<S>());
-    const S* ghp = rg.has_ghs ? rg.ghs.data_ptr<S>() : nullptr;
-    const S* glp = rg.has_glast ? rg.glast.data_ptr<S>() : nullptr;
-    const S* up = ux.data_ptr<S>();
-    const S* hsp = hs.data_ptr<S>();
-    const S* h0p = h0.data_ptr<S>();
-    const S* bp = bias.data_ptr<S>();
-    S* guxp = gux.data_ptr<S>();
-    S* gh0p = gh0.data_ptr<S>();
-    const S e = static_cast<S>(eps);
-    const int64_t N = d.N, T = d.T;
-    std::vector<double> total(loop_grads ? 2 * kr.acc_size : 0, 0.0);
-    std::vector<double> gb_total(N, 0.0);
-    std::mutex mu;
-    at::parallel_for(0, d.B, 1, [&](int64_t b0, int64_t b1) {
-      FpScope fp(csr);
-      const int64_t M = pl.max_sz;
-      std::vector<S> w(12 * N + 4 * M + 2 * M * pl.m);
-      std::vector<S> acc(loop_grads ? kr.acc_size : 0, S(0));
-      std::vector<S> gb(N, S(0));
-      S* carry = w.data();   // W^H dL/da_{t+1}
-      S* ga = carry + 2 * N;  // dL/da_t
-      S* hp_ = ga + 2 * N;   // h_{t-1} (input of the first group)
-      S* wh = hp_ + 2 * N;   // W h_{t-1}
-      S* buf = wh + 2 * N;
-      S* zbuf = buf + 4 * M;  // inputs of groups 1..m-1
-      S* scratch = zbuf + 2 * M * pl.m;  // 4N: step_backward's planar u and dL/dh
-      for (int64_t b = b0; b < b1; ++b) {
-        // dL/dh_{T-1} = grad_hs[T-1] + grad_last: grad_last enters as the initial carry.
-        if (glp != nullptr) {
-          deinterleave(glp + b * 2 * N, N, carry, carry + N);
-        } else {
-          std::fill(carry, carry + 2 * N, S(0));
-        }
-        for (int64_t t = T - 1; t >= 0; --t) {
-          const int64_t base = (b * T + t) * 2 * N;
-          const S* prev = t > 0 ? hsp + base - 2 * N : h0p + b * 2 * N;
-          const S* grow = ghp != nullptr ? ghp + base : nullptr;  // none: only the last state is used
-          if (t > 0) {
-            if (ghp != nullptr) prefetch_rows(ghp + base - 2 * N, 2 * N);
-            prefetch_rows(up + base - 2 * N, 2 * N);
-            if (t > 1) prefetch_rows(hsp + base - 4 * N, 2 * N);
-          }
-          deinterleave(prev, N, hp_, hp_ + N);
-          prefix_chain(kr, hp_, hp_ + N, zbuf);
-          const S* zl = pl.m == 1 ? hp_ : zbuf + 2 * M * (pl.m - 1);
-          const int64_t zl_im = pl.m == 1 ? N : M;
-          kr.apply(pl.m - 1, false, zl, zl + zl_im, wh, wh + N);
-          step_backward(wh, wh + N, up + base, grow, carry, carry + N, bp, e, N, ga, ga + N,
-                        gb.data(), guxp + base, scratch);
-          backward_chain(kr, ga, ga + N, hp_, hp_ + N, zbuf, loop_grads, carry, carry + N, buf,
-                         acc.data());
-        }
-        interleave(carry, carry + N, N, gh0p + b * 2 * N);
-      }
-      std::lock_guard<std::mutex> lock(mu);
-      if (loop_grads) kr.reduce_into(acc.data(), total);
-      for (int64_t n = 0; n < N; ++n) gb_total[n] += gb[n];
-    });
-    if (loop_grads) {
-      group_grads = unpack_group_grads(pl, total, ux.scalar_type());
-      tail_total = std::move(total);
-    }
-    gbias = at::empty({N}, at::TensorOptions().dtype(at::kDouble));
-    std::copy(gb_total.begin(), gb_total.end(), gbias.data_ptr<double>());
-    gbias = gbias.to(ux.scalar_type());
+    CpuKron<S> kr(hp.plan, hp.packed.data_ptr<S>());
+    RecInput<S> in;
+    in.x = x.data_ptr<S>();
+    in.wr = wpk.data_ptr<S>();
+    in.wi = in.wr + x.size(2) * d.N;
+    in.d = x.size(2);
+    in.T = d.T;
+    in.N = d.N;
+    recurrence_forward(kr, in, d.B, h0.data_ptr<S>(), bias.data_ptr<S>(), static_cast<S>(eps), hs.data_ptr<S>(),
+                       FpScope::caller());
   });
-  if (gemm_grad) {
-    // dL/dW = sum_{b,t} dL/da_t (h_{t-1})^H: one complex GEMM over all (b, t).
-    const at::Tensor hsc = at::view_as_complex(hs);
-    const at::Tensor prev = at::cat({at::view_as_complex(h0).unsqueeze(1), hsc.narrow(1, 0, d.T - 1)}, 1);
-    const at::Tensor gc = at::view_as_complex(gux);
-    group_grads[0] = at::mm(gc.reshape({d.B * d.T, d.N}).t(),
-                            prev.reshape({d.B * d.T, d.N}).conj().resolve_conj());
-  }
-  std::vector<at::Tensor> gf = map_group_grads(hp, factors, group_grads, factor_needs_grad);
-  if (loop_grads) fill_tail_grads(hp, tail_total, ux.scalar_type(), factor_needs_grad, gf);
-  return {gux, gh0, gf, gbias};
+  return {hs, last_state(hs, h0)};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor> kru_recurrence_proj_backward_cpu(
+    const c10::optional<at::Tensor>& ghs_in, const c10::optional<at::Tensor>& glast_in, const at::Tensor& x_in,
+    const at::Tensor& w_in, const at::Tensor& hs_in, const at::Tensor& h0_in, at::TensorList factors,
+    const at::Tensor& bias_in, double eps, bool need_x, bool need_w, const c10::List<bool>& needs_list) {
+  const std::vector<bool> factor_needs_grad = to_vec(needs_list);
+  HostPlan hp = make_plan(factors, factor_needs_grad, kV<float>, lane_width(factors));
+  const RecDims d = check_projection(x_in, w_in, h0_in, hp.plan, bias_in, factors);
+  const RecGrads rg = check_rec_grads(ghs_in, glast_in, hs_in, hs_in, h0_in);
+  const at::Tensor x = x_in.contiguous();
+  const at::Tensor wpk = pack_projection(w_in, d.N);
+  at::Tensor gx = need_x ? at::empty_like(x) : at::empty({0}, x.options());
+  RecBackwardResult r = recurrence_backward_cpu(rg, x, true, wpk, hs_in.contiguous(), h0_in.contiguous(), factors,
+                                                bias_in.contiguous(), eps, factor_needs_grad, d, nullptr, &gx,
+                                                need_w);
+  // (2, d, N) planar -> the weight's (2N, d) layout: w[2n + c, k] = planar[c][k][n]
+  at::Tensor gw = need_w ? r.gw_planar.permute({2, 0, 1}).reshape({2 * d.N, x.size(2)}).contiguous()
+                         : at::empty({0}, x.options());
+  return {gx, gw, r.gh0, r.gf, r.gbias};
 }
 
 }  // namespace
@@ -1286,6 +1439,13 @@ TORCH_LIBRARY(kruzoo, m) {
       "kru_recurrence_backward(Tensor? grad_hs, Tensor? grad_last, Tensor ux, Tensor hs, Tensor h0, "
       "Tensor[] factors, Tensor bias, float eps, bool[] factor_needs_grad) "
       "-> (Tensor, Tensor, Tensor[], Tensor)");
+  // The same recurrence with the input projection ux = W x fused into each step (CPU only):
+  // x (B, T, d), w (2N, d) real (rows interleaved re, im).
+  m.def("kru_recurrence_proj(Tensor x, Tensor w, Tensor h0, Tensor[] factors, Tensor bias, float eps) -> (Tensor, Tensor)");
+  m.def(
+      "kru_recurrence_proj_backward(Tensor? grad_hs, Tensor? grad_last, Tensor x, Tensor w, Tensor hs, "
+      "Tensor h0, Tensor[] factors, Tensor bias, float eps, bool need_x, bool need_w, bool[] factor_needs_grad) "
+      "-> (Tensor, Tensor, Tensor, Tensor[], Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(kruzoo, CPU, m) {
@@ -1293,4 +1453,6 @@ TORCH_LIBRARY_IMPL(kruzoo, CPU, m) {
   m.impl("kron_matvec_backward", &kru::kron_matvec_backward_cpu);
   m.impl("kru_recurrence", &kru::kru_recurrence_cpu);
   m.impl("kru_recurrence_backward", &kru::kru_recurrence_backward_cpu);
+  m.impl("kru_recurrence_proj", &kru::kru_recurrence_proj_cpu);
+  m.impl("kru_recurrence_proj_backward", &kru::kru_recurrence_proj_backward_cpu);
 }

@@ -375,3 +375,105 @@ def test_torch_compile_fullgraph_forward_and_backward():
     g_r = torch.autograd.grad((reference.kru_recurrence(ux, h0, factors, bias, 1e-4).abs() ** 2).sum(), leaves)
     for a, b in zip(g_c, g_r):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+# ---- the fused input projection: kru_recurrence_proj(x, W, …) == kru_recurrence(W x, …)
+
+
+def _proj_inputs(shapes, B, T, d, dtype=torch.complex128, seed=0):
+    ux, h0, factors, bias = make_inputs(shapes, B, T, dtype=dtype, seed=seed)
+    gen = torch.Generator().manual_seed(seed + 100)
+    rdtype = bias.dtype
+    n = ux.shape[-1]
+    x = torch.randn(B, T, d, dtype=rdtype, generator=gen)
+    w = 0.3 * torch.randn(2 * n, d, dtype=rdtype, generator=gen)
+    return x, w, h0, factors, bias
+
+
+@pytest.mark.parametrize("name", ["nine_2x2_N512", "non_square", "dense_one_factor", "odd_sizes"])
+@pytest.mark.parametrize("d", [1, 3])
+def test_projection_op_matches_projection_then_reference(name, d):
+    """Every gradient of the fused-projection op against U x computed by matmul, then the
+    reference recurrence with autograd (float64); x needs a gradient here too."""
+    x, w, h0, factors, bias = _proj_inputs(SHAPES[name], 2, 6, d, seed=3)
+    frozen = {1} if len(factors) > 2 else set()
+    cot = torch.randn(2, 6, h0.shape[-1], dtype=h0.dtype)
+    out = {}
+    for impl in ("fused", "reference"):
+        xs, ws, hh = x.clone().requires_grad_(), w.clone().requires_grad_(), h0.clone().requires_grad_()
+        fs = [f.clone().requires_grad_(i not in frozen) for i, f in enumerate(factors)]
+        b = bias.clone().requires_grad_()
+        if impl == "fused":
+            hs = fused.kru_recurrence_projected(xs, ws, hh, fs, b, 1e-6)
+        else:
+            ux = torch.view_as_complex((xs @ ws.t()).unflatten(-1, (-1, 2)))
+            hs = reference.kru_recurrence(ux, hh, fs, b, 1e-6)
+        loss = (hs * cot.conj()).real.sum() + hs[:, -1].abs().pow(2).sum()
+        loss.backward()
+        out[impl] = [hs.detach(), xs.grad, ws.grad, hh.grad, b.grad] + [f.grad for f in fs if f.requires_grad]
+    for a, r in zip(out["fused"], out["reference"]):
+        torch.testing.assert_close(a, r, rtol=1e-9, atol=1e-11)
+
+
+def test_projection_op_last_only_and_float32():
+    x, w, h0, factors, bias = _proj_inputs([(2, 2)] * 5, 3, 9, 2, dtype=torch.complex64, seed=5)
+    ws = w.clone().requires_grad_()
+    last = fused.kru_recurrence_projected(x, ws, h0, factors, bias, 1e-6, last_only=True)
+    last.abs().sum().backward()
+    wr = w.double().clone().requires_grad_()
+    ref = reference.kru_recurrence(torch.view_as_complex((x.double() @ wr.t()).unflatten(-1, (-1, 2))),
+                                   h0.to(torch.complex128), [f.to(torch.complex128) for f in factors],
+                                   bias.double(), 1e-6, last_only=True)
+    ref.abs().sum().backward()
+    def rel(a, b):
+        return ((a.to(b.dtype) - b).abs().max() / b.abs().max()).item()
+
+    assert rel(last, ref.detach()) < 1e-5
+    assert rel(ws.grad, wr.grad) < 1e-4
+
+
+def test_gradcheck_projection_op():
+    x, w, h0, factors, bias = _proj_inputs([(2, 2), (1, 2), (2, 1), (2, 2)], 2, 3, 2, seed=8)
+    args = [x.requires_grad_(), w.requires_grad_(), h0.requires_grad_(), *[f.requires_grad_() for f in factors],
+            bias.requires_grad_()]
+
+    def fn(x, w, h0, *rest):
+        *fs, b = rest
+        return fused.kru_recurrence_projected(x, w, h0, fs, b, 1e-3)
+
+    assert torch.autograd.gradcheck(fn, args, eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+def test_opcheck_projection_op():
+    for dtype in (torch.complex128, torch.complex64):
+        x, w, h0, factors, bias = _proj_inputs([(2, 2), (2, 4), (4, 2)], 2, 3, 2, dtype=dtype, seed=4)
+        args = (
+            x.requires_grad_(),
+            w.requires_grad_(),
+            _pairs(h0).requires_grad_(),
+            [_pairs(f).requires_grad_(i != 1) for i, f in enumerate(factors)],
+            bias.clone().requires_grad_(),
+            1e-4,
+        )
+        torch.library.opcheck(torch.ops.kruzoo.kru_recurrence_proj.default, args)
+
+
+def test_kru_core_uses_the_fused_projection_for_narrow_inputs(monkeypatch):
+    """KRUCore's forward goes through the fused-projection op for narrow inputs on the CPU (and the
+    batched projection for wide ones), with the same result either way."""
+    from kruzoo import ops
+    from kruzoo.cores import KRUCore
+
+    calls = []
+    real = fused.kru_recurrence_projected
+    monkeypatch.setattr(fused, "kru_recurrence_projected", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for d, expect in ((2, 1), (ops.FUSED_PROJECTION_MAX_INPUT + 1, 0)):
+        calls.clear()
+        core = KRUCore(d, 16, factor_size=2).double()
+        x = torch.randn(2, 5, d, dtype=torch.float64)
+        feats, _ = core(x)
+        assert len(calls) == expect
+        monkeypatch.setenv("KRUZOO_REFERENCE_OPS", "1")
+        ref, _ = core(x)
+        monkeypatch.delenv("KRUZOO_REFERENCE_OPS")
+        torch.testing.assert_close(feats, ref, rtol=1e-10, atol=1e-12)

@@ -29,30 +29,6 @@ def haar_unitary(
     return (q_ if p >= q else q_.mT).to(dtype).contiguous()
 
 
-class _ThinLinear(torch.autograd.Function):
-    """x Wᵀ whose weight gradient is computed as (xᵀ g)ᵀ. Autograd's own formula for a Linear
-    computes gᵀ x, whose BLAS path is pathologically slow for few inputs and many rows: d = 2,
-    50×784 rows, 1,024 outputs took 312 ms against 16 ms for xᵀ g (1 thread), which made the
-    projection, not the recurrence, the cost of an adding-problem step."""
-
-    @staticmethod
-    def forward(x: Tensor, weight: Tensor) -> Tensor:
-        return x @ weight.t()
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(*inputs)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        x, weight = ctx.saved_tensors
-        grad_x = grad @ weight if ctx.needs_input_grad[0] else None
-        grad_w = None
-        if ctx.needs_input_grad[1]:
-            grad_w = (x.reshape(-1, x.shape[-1]).t() @ grad.reshape(-1, grad.shape[-1])).t()
-        return grad_x, grad_w
-
-
 class ComplexInputProjection(nn.Linear):
     """U x_t for a complex N×d matrix U, stored as a real Linear to 2N outputs read as interleaved
     (re, im) pairs; all T steps in one batched matmul."""
@@ -61,7 +37,7 @@ class ComplexInputProjection(nn.Linear):
         super().__init__(input_size, 2 * hidden_size, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.view_as_complex(_ThinLinear.apply(x, self.weight).unflatten(-1, (-1, 2)))
+        return torch.view_as_complex(ops.project(x, self.weight).unflatten(-1, (-1, 2)))
 
 
 class ComplexRecurrentCore(nn.Module):

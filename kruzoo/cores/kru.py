@@ -102,13 +102,16 @@ class KRUCore(ComplexRecurrentCore):
         return lambda h: ops.kron_matvec(factors, h)
 
     def forward(self, x: Tensor, state: Tensor | None = None, last_only: bool = False) -> tuple[Tensor, Tensor]:
-        # The whole recurrence in one op (fused kernel, or the reference loop), not the base's loop.
-        ux = self.input_proj(x)
+        # The whole recurrence in one op (fused kernel, or the reference loop), not the base's loop;
+        # U x_t is computed inside the op's steps where that pays (narrow inputs on the CPU).
         if state is None:
-            state = ux.new_zeros(x.shape[0], self.hidden_size)
+            ctype = torch.complex128 if self.bias.dtype == torch.float64 else torch.complex64
+            state = x.new_zeros(x.shape[0], self.hidden_size, dtype=ctype)
         # last_only: only h_{T-1} leaves the op, so backward gets no (B, T, N) gradient of zeros
         # (features of every step, then sliced, cost ≈1.8x the step time on pixel MNIST).
-        out = ops.kru_recurrence(ux, state, self.factors.complex(), self.bias, self.eps, last_only)
+        out = ops.kru_recurrence_projected(
+            x, self.input_proj.weight, state, self.factors.complex(), self.bias, self.eps, last_only
+        )
         if last_only:
             return features(out.unsqueeze(1)), out
         return features(out), out[:, -1]

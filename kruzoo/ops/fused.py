@@ -116,6 +116,47 @@ def _register() -> None:
 
     torch.library.register_autograd("kruzoo::kru_recurrence", _rec_backward, setup_context=_rec_setup)
 
+    @torch.library.register_fake("kruzoo::kru_recurrence_proj")
+    def _kru_recurrence_proj_fake(x, w, h0, factors, bias, eps):
+        return x.new_empty((x.shape[0], x.shape[1], w.shape[0] // 2, 2)), torch.empty_like(h0)
+
+    @torch.library.register_fake("kruzoo::kru_recurrence_proj_backward")
+    def _kru_recurrence_proj_backward_fake(grad_hs, grad_last, x, w, hs, h0, factors, bias, eps, need_x, need_w,
+                                           factor_needs_grad):
+        gf = [f.new_empty(f.shape) if n else f.new_empty((0,)) for f, n in zip(factors, factor_needs_grad)]
+        gx = torch.empty_like(x) if need_x else x.new_empty((0,))
+        gw = torch.empty_like(w) if need_w else w.new_empty((0,))
+        return gx, gw, torch.empty_like(h0), gf, torch.empty_like(bias)
+
+    def _proj_setup(ctx, inputs, output):
+        x, w, h0, factors, bias, eps = inputs
+        ctx.eps = eps
+        ctx.n_factors = len(factors)
+        ctx.save_for_backward(x, w, output[0], h0, bias, *factors)
+        ctx.set_materialize_grads(False)
+
+    def _proj_backward(ctx, grad_hs, grad_last):
+        x, w, hs, h0, bias, *factors = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        fneed = _factor_flags(need[3], ctx.n_factors)
+        if grad_hs is None and grad_last is None:
+            return None, None, None, [None] * ctx.n_factors, None, None
+        gx, gw, gh0, gf, gb = ops.kru_recurrence_proj_backward(
+            None if grad_hs is None else grad_hs.contiguous(),
+            None if grad_last is None else grad_last.contiguous(),
+            x, w, hs, h0, factors, bias, ctx.eps, bool(need[0]), bool(need[1]), fneed,
+        )
+        return (
+            gx if need[0] else None,
+            gw if need[1] else None,
+            gh0 if need[2] else None,
+            [g if n else None for g, n in zip(gf, fneed)],
+            gb if need[4] else None,
+            None,
+        )
+
+    torch.library.register_autograd("kruzoo::kru_recurrence_proj", _proj_backward, setup_context=_proj_setup)
+
 
 # ----------------------------------------------------------------------------------------------
 # complex wrappers
@@ -174,5 +215,26 @@ def kru_recurrence(
         h0 = h0.expand(ux.shape[0], -1)
     hs, last = torch.ops.kruzoo.kru_recurrence(
         _pairs(ux, ctype), _pairs(h0, ctype), [_pairs(f, ctype) for f in factors], bias.to(rtype), float(eps)
+    )
+    return torch.view_as_complex(last if last_only else hs)
+
+
+def kru_recurrence_projected(
+    x: Tensor, weight: Tensor, h0: Tensor, factors: Sequence[Tensor], bias: Tensor, eps: float,
+    last_only: bool = False,
+) -> Tensor:
+    """The KRU recurrence with its input projection fused into each step (CPU op): the same
+    result as ``kru_recurrence(view_as_complex((x @ weight.T).unflatten(-1, (-1, 2))), …)``,
+    without the (B, T, N) tensor ux and its gradient.  x (B, T, d) real, weight (2N, d) real
+    (rows interleaved re, im, as ``ComplexInputProjection`` stores U)."""
+    if x.dim() != 3:
+        raise ValueError(f"x must be (B, T, d), got shape {tuple(x.shape)}")
+    ctype = _complex_dtype(h0, bias, *factors, x, weight)
+    rtype = torch.float64 if ctype == torch.complex128 else torch.float32
+    if h0.dim() == 1:
+        h0 = h0.expand(x.shape[0], -1)
+    hs, last = torch.ops.kruzoo.kru_recurrence_proj(
+        x.to(rtype), weight.to(rtype), _pairs(h0, ctype), [_pairs(f, ctype) for f in factors], bias.to(rtype),
+        float(eps),
     )
     return torch.view_as_complex(last if last_only else hs)

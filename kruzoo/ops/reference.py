@@ -100,3 +100,32 @@ def kru_recurrence(
         if not last_only:
             out.append(h)
     return h if last_only else torch.stack(out, dim=1)
+
+
+class _ThinLinear(torch.autograd.Function):
+    """x Wᵀ whose weight gradient is computed as (xᵀ g)ᵀ. Autograd's own formula for a Linear
+    computes gᵀ x, whose BLAS path is pathologically slow for few inputs and many rows: d = 2,
+    50×784 rows, 1,024 outputs took 312 ms against 16 ms for xᵀ g (1 thread), which made the
+    projection, not the recurrence, the cost of an adding-problem step."""
+
+    @staticmethod
+    def forward(x: Tensor, weight: Tensor) -> Tensor:
+        return x @ weight.t()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        grad_x = grad @ weight if ctx.needs_input_grad[0] else None
+        grad_w = None
+        if ctx.needs_input_grad[1]:
+            grad_w = (x.reshape(-1, x.shape[-1]).t() @ grad.reshape(-1, grad.shape[-1])).t()
+        return grad_x, grad_w
+
+
+def project(x: Tensor, weight: Tensor) -> Tensor:
+    """``x @ weight.T`` (a bias-free Linear) with the fast weight-gradient layout of _ThinLinear."""
+    return _ThinLinear.apply(x, weight)
