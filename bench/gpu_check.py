@@ -358,6 +358,9 @@ def run_opcheck_and_gradcheck(log, args, dev):
             log.check(True, name)
         except Exception as e:  # noqa: BLE001
             log.check(False, name, f"{type(e).__name__}: {str(e).strip()[:400]}")
+            if is_sticky(e):
+                args.sticky = True
+                return
     for dtype in (torch.float64, torch.float32) if gpu else (torch.float32,):
         gen = torch.Generator().manual_seed(seed)
         x = torch.randn(5, 8, 2, dtype=dtype, generator=gen).to(dev).requires_grad_()
@@ -369,6 +372,9 @@ def run_opcheck_and_gradcheck(log, args, dev):
             log.check(True, name)
         except Exception as e:  # noqa: BLE001
             log.check(False, name, f"{type(e).__name__}: {str(e).strip()[:400]}")
+            if is_sticky(e):
+                args.sticky = True
+                return
 
     # float64 gradcheck, small shapes, on the device
     ux, h0, factors, bias = make_inputs([(2, 2), (1, 2), (2, 1), (2, 2)], 2, 3, torch.complex128, seed)
@@ -385,6 +391,9 @@ def run_opcheck_and_gradcheck(log, args, dev):
             log.check(bool(ok), name, f"seed {seed}")
         except Exception as e:  # noqa: BLE001
             log.check(False, name, f"{type(e).__name__}: {str(e).strip()[:400]}")
+            if is_sticky(e):
+                args.sticky = True
+                return
     gen = torch.Generator().manual_seed(seed)
     fs = [torch.randn(p, q, dtype=torch.complex128, generator=gen).to(dev).requires_grad_() for p, q in [(2, 3), (3, 2), (2, 2)]]
     x = torch.randn(4, 12, dtype=torch.complex128, generator=gen).to(dev).requires_grad_()
@@ -394,6 +403,14 @@ def run_opcheck_and_gradcheck(log, args, dev):
         log.check(bool(ok), name, f"seed {seed}")
     except Exception as e:  # noqa: BLE001
         log.check(False, name, f"{type(e).__name__}: {str(e).strip()[:400]}")
+        args.sticky = is_sticky(e)
+
+
+def is_sticky(e: Exception) -> bool:
+    """A CUDA error that poisons the context (every later CUDA call fails the same way)."""
+    msg = str(e)
+    return "CUDA error" in msg and any(w in msg for w in ("illegal", "misaligned", "unspecified launch failure",
+                                                          "launch timed out", "device-side assert"))
 
 
 def correctness(log, args, dev, gpu: bool):
@@ -403,7 +420,11 @@ def correctness(log, args, dev, gpu: bool):
     two = lambda k: [(2, 2)] * k  # noqa: E731
     log("\n## correctness (relative error ||out - ref|| / ||ref||; the reference in float64, on the CPU "
         f"up to B*T*N = {args.ref_cpu_max:.0e}, else on the device)")
-    run_opcheck_and_gradcheck(log, args, dev)
+    if not args.only:
+        run_opcheck_and_gradcheck(log, args, dev)
+    if args.sticky:
+        log("STOP: a CUDA error in opcheck/gradcheck left the CUDA context unusable (see above)")
+        return
     # (shapes, B, T, dtype, frozen, loss, long, tag, envs)
     if gpu:
         rec = [
@@ -453,18 +474,37 @@ def correctness(log, args, dev, gpu: bool):
             (two(4), 7, c64, (), "", None),
             ([(2, 4), (4, 2), (3, 5)], 5, c128, (1,), "non-square", None),
         ]
+    def wanted(key):
+        return not args.only or any(o in key for o in args.only)
+
+    def failed(key, e):
+        log.check(False, key, f"{type(e).__name__}: {str(e).strip()[:400]}")
+        log(traceback.format_exc())
+        if is_sticky(e):
+            args.sticky = True
+            log("STOP: a CUDA error (e.g. an illegal address) leaves the CUDA context unusable: no further GPU "
+                "check or timing can run in this process.  Rerun this case alone, e.g. "
+                f"--only '{key.split('  ')[0]}' --skip-timing, under compute-sanitizer or with CUDA_LAUNCH_BLOCKING=1")
+
+    dn = lambda d: "f32" if d == c64 else "f64"  # noqa: E731
     for shapes, B, T, dtype, frozen, loss, long, tag, envs in rec:
+        key = f"kru_recurrence {shape_name(shapes)} B={B} T={T} {dn(dtype)} loss={loss} {tag}".strip()
+        if args.sticky or not wanted(key):
+            continue
         try:
             recurrence_case(log, args, dev, shapes, B, T, dtype, frozen, loss, long, tag, envs)
         except Exception as e:  # noqa: BLE001
-            log.check(False, f"kru_recurrence {shape_name(shapes)} B={B} T={T} {tag}", f"{type(e).__name__}: {str(e).strip()[:400]}")
-            log(traceback.format_exc())
+            failed(key, e)
     for shapes, rows, dtype, frozen, tag, envs in mv:
+        key = f"kron_matvec {shape_name(shapes)} rows={rows} {dn(dtype)} {tag}".strip()
+        if args.sticky or not wanted(key):
+            continue
         try:
             matvec_case(log, args, dev, shapes, rows, dtype, frozen, tag, envs)
         except Exception as e:  # noqa: BLE001
-            log.check(False, f"kron_matvec {shape_name(shapes)} rows={rows} {tag}", f"{type(e).__name__}: {str(e).strip()[:400]}")
-            log(traceback.format_exc())
+            failed(key, e)
+    if args.sticky:
+        return
 
     # the product path: kruzoo.ops dispatches to the fused op for tensors on this device
     import kruzoo.ops as ops
@@ -872,9 +912,12 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=None, help="fixed seeds (default: fresh from os.urandom)")
     ap.add_argument("--reserve-s", type=float, default=5.0, help="budget kept back for the summary")
     ap.add_argument("--skip-timing", action="store_true")
+    ap.add_argument("--only", action="append", default=[],
+                    help="run only the fwd/bwd checks whose name contains this (repeatable; skips opcheck/gradcheck)")
     ap.add_argument("--forbid-extra-imports", action="store_true",
                     help="fail if lightning / jsonargparse / torchdata get imported (as on the GPU machine)")
     args = ap.parse_args(argv)
+    args.sticky = False
     budget = Budget(args.budget_s)
     if args.forbid_extra_imports:
         sys.meta_path.insert(0, _Forbid())
@@ -902,6 +945,8 @@ def main(argv=None) -> int:
         log(f"device: {p.name}, {p.multi_processor_count} SMs, {p.total_memory / 2**30:.0f} GiB, capability {p.major}.{p.minor}, "
             f"cuDNN {torch.backends.cudnn.version()}")
         log.data["meta"]["device"] = p.name
+        # as found (defaults): cuDNN's RNNs may use TF32 tensor cores; the KRU kernels are plain fp32
+        log(f"TF32: cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}, matmul.allow_tf32={torch.backends.cuda.matmul.allow_tf32}")
         with contextlib.suppress(Exception):
             smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.limit",
                                   "--format=csv,noheader"], capture_output=True, text=True, timeout=20).stdout.strip()
@@ -951,7 +996,9 @@ def main(argv=None) -> int:
 
     print_floors(log)
     results = {}
-    if not args.skip_timing:
+    if args.sticky:
+        log("timing skipped: the CUDA context is unusable after the error above")
+    elif not args.skip_timing:
         if gpu:
             with contextlib.suppress(Exception):
                 ceilings(log, dev)
