@@ -179,6 +179,28 @@ def compiled_case(B, T, d_in, n, d_out, reps, limit_s):
     return (tr, inf), f"compile {c:.0f} s"
 
 
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        import platform
+
+        return platform.processor() or platform.machine()
+    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "?")
+    flags = next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), [])
+    best = "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "sse4_2" if "sse4_2" in flags else "?"
+    return f"{name} (best ISA of the machine: {best}), {os.cpu_count()} logical CPUs"
+
+
+def machine_line() -> str:
+    """Where the numbers come from: the kernel build's ISA and flags, and the machine."""
+    from kruzoo.ops import _build
+
+    return (f"kernels: {torch.ops.kruzoo.build_info()}; compile flags "
+            f"{' '.join(_build._CXX_FLAGS + _build._arch_flags())}\nmachine: {cpu_model()}")
+
+
 def fmt(ms):
     return "—" if ms is None else (f"{ms:9.1f}" if ms >= 10 else f"{ms:9.2f}")
 
@@ -207,7 +229,8 @@ def main():
 
     print(f"command: {' '.join(sys.argv)}")
     print(f"timer: {args.timer}")
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpu capability "
+    print(machine_line())
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, torch cpu capability "
           f"{torch.backends.cpu.get_cpu_capability()}, load average {os.getloadavg()}")
     peak = matmul_ceiling()
     print(f"fp32 matmul ceiling (torch.mm 2048^2): {peak:.1f} GFLOP/s\n")

@@ -371,6 +371,57 @@ bool rest_small_try(const S* mr, const S* mi, int rows, int cols, int64_t before
   return false;
 }
 
+// The kLane gradient contraction acc[i, j] += sum over (b, r) of g[b, i, r] conj(z[b, j, r]) for the
+// small groups, sizes known at compile time: one pass per row i keeps the Q accumulators of that
+// row in registers and loads g's row once per column (the generic loop walks the data once per
+// (i, j) and, at rest = one vector, spends its time on loop overhead).
+template <typename S, int P, int Q>
+void contract_small(int64_t before, int64_t rest, const S* __restrict__ gr, const S* __restrict__ gi,
+                    const S* __restrict__ zr, const S* __restrict__ zi, S* __restrict__ a) {
+  constexpr int V = kV<S>;
+  for (int i = 0; i < P; ++i) {
+    Vec<S> accr[Q], acci[Q];
+    for (int j = 0; j < Q; ++j) {
+      accr[j] = vload(a + (i * Q + j) * 2 * V);
+      acci[j] = vload(a + (i * Q + j) * 2 * V + V);
+    }
+    for (int64_t b = 0; b < before; ++b) {
+      const S* g_r = gr + (b * P + i) * rest;
+      const S* g_i = gi + (b * P + i) * rest;
+      const S* z_r = zr + b * Q * rest;
+      const S* z_i = zi + b * Q * rest;
+      for (int64_t r0 = 0; r0 < rest; r0 += V) {
+        const Vec<S> xr_ = vload(g_r + r0), xi_ = vload(g_i + r0);
+        for (int j = 0; j < Q; ++j) {
+          const Vec<S> yr_ = vload(z_r + j * rest + r0), yi_ = vload(z_i + j * rest + r0);
+          accr[j] += xr_ * yr_ + xi_ * yi_;
+          acci[j] += xi_ * yr_ - xr_ * yi_;
+        }
+      }
+    }
+    for (int j = 0; j < Q; ++j) {
+      vstore(a + (i * Q + j) * 2 * V, accr[j]);
+      vstore(a + (i * Q + j) * 2 * V + V, acci[j]);
+    }
+  }
+}
+
+template <typename S>
+bool contract_small_try(int p, int q, int64_t before, int64_t rest, const S* gr, const S* gi, const S* zr,
+                        const S* zi, S* a) {
+#define KRU_CONTRACT_SMALL(P_, Q_)                                   \
+  if (p == P_ && q == Q_) {                                          \
+    contract_small<S, P_, Q_>(before, rest, gr, gi, zr, zi, a);      \
+    return true;                                                     \
+  }
+  KRU_CONTRACT_SMALL(2, 2)
+  KRU_CONTRACT_SMALL(4, 4)
+  KRU_CONTRACT_SMALL(2, 4)
+  KRU_CONTRACT_SMALL(4, 2)
+#undef KRU_CONTRACT_SMALL
+  return false;
+}
+
 enum class AccMode { kLane, kRow, kGeneric, kTail };
 
 // The grouped factors of one plan, with the CPU gradient-accumulator layout:
@@ -525,6 +576,7 @@ struct CpuKron {
     S* a = acc + acc_off[k];
     switch (mode[k]) {
       case AccMode::kLane: {
+        if (contract_small_try<S>(p, q, g.before, g.rest, gr, gi, zr, zi, a)) break;
         // Per (i, j) one vector of partial sums stays in registers across all (b, r).
         constexpr int V = kV<S>;
         for (int i = 0; i < p; ++i)
