@@ -10,6 +10,8 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 
 from kruzoo.task import TaskSpec
 
+from .contract import DataContractError, check_dataset  # noqa: F401 - DataContractError re-exported
+
 SPLITS = ("train", "val", "test")
 
 
@@ -22,7 +24,28 @@ def _positive(name: str, value) -> int:
 class SequenceDataModule(LightningDataModule):
     """Base of every benchmark: declares a ``task`` (TaskSpec) and serves dict batches.
 
-    Subclasses set ``self.datasets[split]`` in ``setup`` and implement the ``task`` property.
+    The contract of a datamodule (``examples/my_datamodule.py`` is a complete one):
+
+    1. ``__init__`` takes its settings as typed arguments (they become ``--data.<name>`` options)
+       and calls ``super().__init__(batch_size, num_workers)``.
+    2. ``task`` (a property) returns a :class:`kruzoo.task.TaskSpec`: ``input_size`` (features per
+       step), ``output_size`` (classes, or values per prediction), ``loss`` (``"cross_entropy"``,
+       ``"mse"`` or ``"bernoulli"``), ``target`` (``"last"``: one target per sequence, or
+       ``"every"``: one per step) and ``stateful`` (False unless batches continue streams). It
+       must not need ``setup``: the CLI builds the model from it first.
+    3. ``setup(stage)`` fills ``self.datasets`` with a map-style dataset under each of ``"train"``,
+       ``"val"`` and ``"test"`` (``predict`` uses ``"test"``).
+    4. Item ``i`` of a dataset is a dict (not a tuple): ``"inputs"`` float (T, input_size);
+       ``"targets"``: for ``target="last"`` an int64 class index of shape () (cross-entropy) or a
+       float (output_size,) vector (MSE, 0/1 for Bernoulli); for ``target="every"`` int64 (T,)
+       class indices or float (T, output_size); optional ``"mask"`` bool (T,) (``target="every"``
+       only) marking the steps that count. Class labels lie in 0..output_size-1.
+    5. Sequences of different lengths need a ``collate_fn`` that pads them and returns the
+       batch's ``mask`` (B, T) (``polyphonic.pad_collate``).
+
+    The first time a split's loader is built, the split's presence and a few of its items (the
+    first, the last, evenly spaced ones) are checked against 3 and 4 (``check_contract``); a
+    broken rule raises :class:`DataContractError` naming the datamodule, split, item and rule.
     Loaders are torchdata ``StatefulDataLoader``s, so a run killed mid-epoch resumes with the same
     data order (Lightning saves and restores their state in checkpoints).
     """
@@ -41,9 +64,19 @@ class SequenceDataModule(LightningDataModule):
 
     collate_fn = None  # e.g. padding with masks for variable-length sequences (a staticmethod)
 
+    def check_contract(self, split: str) -> None:
+        """Raise :class:`DataContractError` naming the rule broken if ``split`` is missing or its
+        items break the contract (checked once per split; a subclass with its own ``_loader`` calls
+        it too)."""
+        checked = self.__dict__.setdefault("_contract_checked", set())
+        if split not in checked:
+            check_dataset(type(self).__name__, self.datasets, split, self.task)
+            checked.add(split)
+
     def _loader(self, split: str, shuffle: bool) -> StatefulDataLoader:
         if split not in self.datasets:
             self.setup("fit" if split in ("train", "val") else "test")
+        self.check_contract(split)
         return StatefulDataLoader(
             self.datasets[split],
             batch_size=self.batch_size,

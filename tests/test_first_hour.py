@@ -233,3 +233,81 @@ def test_config_by_name_from_another_folder(tmp_path, monkeypatch):
     cli = main(["fit", "--config", "adding/kru", "--model.hidden_size", "16", "--data.seq_len", "6",
                 "--data.batch_size", "4", "--trainer.fast_dev_run", "1", *QUIET])
     assert type(cli.model).__name__ == "KRU" and type(cli.datamodule).__name__ == "AddingDataModule"
+
+
+# -- 5. your own datamodule: the example trains from its folder; broken rules are named -----------
+def test_example_datamodule_trains_from_its_folder(tmp_path):
+    kruzoo_script = Path(sys.executable).parent / "kruzoo"
+    run = subprocess.run(
+        [str(kruzoo_script), "fit", "--data", "my_datamodule.MyDataModule", "--data.train_size", "60",
+         "--data.val_size", "20", "--model", "lstm", "--model.hidden_size", "8", "--trainer.max_steps", "4",
+         "--trainer.default_root_dir", str(tmp_path), *QUIET],
+        cwd=REPO / "examples", capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert list(tmp_path.glob("runs/MyDataModule-LSTM/version_0/checkpoints/last.ckpt"))
+    assert re.search(r"kruzoo: val CE [0-9.e-]+ nats, accuracy [0-9.]+%; baseline 0.6931 nats \(guessing\)", run.stdout)
+
+
+def _bad_datamodule(item_fn, splits=("train", "val", "test"), task=None):
+    from kruzoo.datamodules import SequenceDataModule
+    from kruzoo.task import TaskSpec
+
+    class Items(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return item_fn(i)
+
+    class BadDataModule(SequenceDataModule):
+        @property
+        def task(self):
+            return task or TaskSpec(input_size=2, output_size=3, loss="cross_entropy", target="last")
+
+        def setup(self, stage=None):
+            for split in splits:
+                self.datasets[split] = Items()
+
+    return BadDataModule(batch_size=2)
+
+
+def _good(i):
+    return {"inputs": torch.zeros(5, 2), "targets": torch.tensor(i % 3)}
+
+
+@pytest.mark.parametrize("item_fn, splits, message", [
+    (lambda i: (torch.zeros(5, 2), torch.tensor(0)), None,
+     r"BadDataModule split 'train' item 0 is a tuple, but items must be dicts"),
+    (lambda i: {"inputs": torch.zeros(5, 4), "targets": torch.tensor(0)}, None,
+     r"item 0: 'inputs' has 4 features per step \(shape \(5, 4\)\), but task.input_size is 2"),
+    (lambda i: {"inputs": torch.zeros(5, 2), "targets": torch.tensor(3 if i == 3 else 0)}, None,
+     r"item 3: label 3 is out of range: task.output_size is 3, so labels must lie in 0..2"),
+    (lambda i: {"inputs": torch.zeros(5, 2), "targets": torch.tensor(0.0)}, None,
+     r"cross-entropy 'targets' must be integer class indices"),
+    (lambda i: {"inputs": torch.zeros(5, 2)}, None, r"lacks \['targets'\]"),
+    (_good, ("train", "test"), r"BadDataModule.setup\(\) did not fill self.datasets\['val'\] \(it has \['test', 'train'\]\)"),
+])
+def test_contract_errors_name_the_rule(item_fn, splits, message):
+    from kruzoo.datamodules.contract import DataContractError
+
+    dm = _bad_datamodule(item_fn, splits or ("train", "val", "test"))
+    dm.setup("fit")
+    with pytest.raises(DataContractError, match=message):
+        dm.train_dataloader()
+        dm.val_dataloader()
+
+
+def test_contract_accepts_a_good_module_and_every_step_targets():
+    from kruzoo.task import TaskSpec
+
+    dm = _bad_datamodule(_good)
+    assert len(dm.train_dataloader()) == 2 and len(dm.val_dataloader()) == 2
+    every = TaskSpec(input_size=2, output_size=4, loss="mse", target="every")
+    ok = _bad_datamodule(lambda i: {"inputs": torch.zeros(5, 2), "targets": torch.zeros(5, 4),
+                                    "mask": torch.ones(5, dtype=torch.bool)}, task=every)
+    ok.train_dataloader()
+    from kruzoo.datamodules.contract import DataContractError
+
+    wrong = _bad_datamodule(lambda i: {"inputs": torch.zeros(5, 2), "targets": torch.zeros(5, 3)}, task=every)
+    with pytest.raises(DataContractError, match=r"'targets' must be \(T, output_size\) = \(5, 4\)"):
+        wrong.train_dataloader()
