@@ -451,6 +451,13 @@ def correctness(log, args, dev, gpu: bool):
             (two(9), 4, 50, c64, (), "all", False, "threads=64", {"KRUZOO_CUDA_THREADS": 64}),
             (two(12), 2, 20, c64, (), "all", False, "N=4096 threads=256", {"KRUZOO_CUDA_THREADS": 256}),
             (two(12), 2, 20, c64, (), "all", False, "N=4096 global-scratch", {"KRUZOO_CUDA_SMEM_BYTES": 0}),
+            # the forward's asynchronous prefetch of ux (KRUZOO_CUDA_PREFETCH=1, off by default)
+            (two(9), 4, 50, c64, (), "all", False, "prefetch", {"KRUZOO_CUDA_PREFETCH": 1}),
+            (two(9), 4, 50, c128, (1,), "all", False, "prefetch", {"KRUZOO_CUDA_PREFETCH": 1}),
+            (two(9), 50, 784, c64, (), "last", True, "prefetch pMNIST shape", {"KRUZOO_CUDA_PREFETCH": 1}),
+            (two(12), 2, 20, c64, (), "all", False, "N=4096 prefetch", {"KRUZOO_CUDA_PREFETCH": 1}),
+            ([(2, 4), (4, 2), (2, 2)], 3, 20, c64, (), "all", False, "non-square prefetch threads=64",
+             {"KRUZOO_CUDA_PREFETCH": 1, "KRUZOO_CUDA_THREADS": 64}),
         ]
         mv = [
             (two(9), 4096, c64, (), "", None),
@@ -783,7 +790,8 @@ def timing(log, args, dev, gpu: bool, budget: Budget):
         log("# kernel variants at the pixel-MNIST shape (fused op alone)")
         B, T, _, _, N = shapes["pmnist"]
         for var, envs in (("threads=128", {"KRUZOO_CUDA_THREADS": 128}), ("threads=512", {"KRUZOO_CUDA_THREADS": 512}),
-                          ("threads=1024", {"KRUZOO_CUDA_THREADS": 1024}), ("global-scratch", {"KRUZOO_CUDA_SMEM_BYTES": 0})):
+                          ("threads=1024", {"KRUZOO_CUDA_THREADS": 1024}), ("global-scratch", {"KRUZOO_CUDA_SMEM_BYTES": 0}),
+                          ("prefetch", {"KRUZOO_CUDA_PREFETCH": 1})):
             def make(envs=envs):
                 tr, fw = op_fns(N, B, T, dev)
 
@@ -797,7 +805,8 @@ def timing(log, args, dev, gpu: bool, budget: Budget):
                 return tr2, fw2
             measure(f"pmnist/op/{var}", f"pmnist fused op alone {var}", make, 0.05)
         B, T, _, _, N = shapes["n4096"]
-        for var, envs in (("threads=256", {"KRUZOO_CUDA_THREADS": 256}), ("threads=512", {"KRUZOO_CUDA_THREADS": 512})):
+        for var, envs in (("threads=256", {"KRUZOO_CUDA_THREADS": 256}), ("threads=512", {"KRUZOO_CUDA_THREADS": 512}),
+                          ("prefetch", {"KRUZOO_CUDA_PREFETCH": 1})):
             def make(envs=envs):
                 tr, fw = op_fns(N, B, T, dev)
 
@@ -891,6 +900,11 @@ def summary(log, results, gpu: bool):
     if sweep:
         log(f"sweep T={log.data.get('sweep_T')} B: " + "  ".join(f"{b}: {fmt(g(f'sweep/B{b}/kru_fused')).strip()}/{fmt(g(f'sweep/B{b}/lstm128')).strip()}"
                                          for b in sweep) + "  (KRU/LSTM128 ms)")
+    for key, label in (("pmnist", "pMNIST"), ("n4096", "N=4096")):
+        var = sorted(k for k in results if k.startswith(key + "/op/"))
+        if var:
+            log(f"variants, {label} op alone train (fwd) ms: default {fmt(g(key + '/op')).strip()} ({fmt(g(key + '/op', 1)).strip()})  "
+                + "  ".join(f"{k.split('/')[-1]} {fmt(g(k)).strip()} ({fmt(g(k, 1)).strip()})" for k in var))
 
 
 # ----------------------------------------------------------------------------------------------

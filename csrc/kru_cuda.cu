@@ -17,6 +17,8 @@
 // Launch: one block of `threads` threads (256, 512 for N >= 1024, 1024 for N >= 2048; override
 // KRUZOO_CUDA_THREADS) per sequence.  Working memory in dynamic shared memory up to the device's
 // opt-in limit (227 KiB on Hopper; KRUZOO_CUDA_SMEM_BYTES caps it, 0 forces the global scratch).
+// KRUZOO_CUDA_PREFETCH=1 (off until checked on a GPU): the forward copies ux[t+1] into shared
+// memory with cp.async while step t runs.
 //
 // Status: compiled and linked in CI; not yet run on a GPU (bench/gpu_check.py is the prepared
 // check), so untuned.
@@ -26,6 +28,8 @@
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
+
+#include <cuda_pipeline.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -230,7 +234,7 @@ template <typename S>
 __global__ void __launch_bounds__(kMaxThreads)
 kru_fwd_kernel(const Plan pl, const S* __restrict__ packed, const S* __restrict__ ux,
                const S* __restrict__ h0, const S* __restrict__ bias, S eps, S* __restrict__ hs,
-               int64_t T, S* gwork, int64_t per_block, bool use_smem) {
+               int64_t T, S* gwork, int64_t per_block, bool use_smem, bool prefetch) {
   S* w = block_work(gwork, per_block, use_smem);
   const int64_t N = pl.n_in, M = pl.max_sz;
   const int64_t b = blockIdx.x;
@@ -238,19 +242,37 @@ kru_fwd_kernel(const Plan pl, const S* __restrict__ packed, const S* __restrict_
   S* a = h + 2 * N;
   S* X = a + 2 * N;
   S* Y = X + 2 * M;
+  // prefetch (shared-memory path only): ux[t] is copied asynchronously (cp.async) into u while
+  // step t-1 runs, instead of each step waiting for a global load after its W h.  Each thread
+  // copies and later reads the same elements (same n loop), so waiting for its own copies is
+  // enough; the end-of-step barrier orders the reads of u before the next copy overwrites it.
+  S* u = Y + 2 * M;  // 2N scalars, interleaved (re, im) like ux
+  auto issue = [&](int64_t t) {
+    const S* src = ux + (b * T + t) * 2 * N;
+    for (int64_t n = threadIdx.x; n < N; n += blockDim.x)
+      __pipeline_memcpy_async(u + 2 * n, src + 2 * n, 2 * sizeof(S));
+    __pipeline_commit();
+  };
   d_load_planar(h0 + b * 2 * N, N, h, h + N);
+  if (prefetch) issue(0);
   for (int64_t t = 0; t < T; ++t) {
     d_forward_chain(pl, packed, h, h + N, a, a + N, X, Y);
     const int64_t base = (b * T + t) * 2 * N;
+    const S* us = ux + base;
+    if (prefetch) {
+      __pipeline_wait_prior(0);
+      us = u;
+    }
     for (int64_t n = threadIdx.x; n < N; n += blockDim.x) {
       S r, i;
-      modrelu_fwd(a[n] + ux[base + 2 * n], a[N + n] + ux[base + 2 * n + 1], bias[n], eps, r, i);
+      modrelu_fwd(a[n] + us[2 * n], a[N + n] + us[2 * n + 1], bias[n], eps, r, i);
       h[n] = r;
       h[N + n] = i;
       hs[base + 2 * n] = r;
       hs[base + 2 * n + 1] = i;
     }
     __syncthreads();
+    if (prefetch && t + 1 < T) issue(t + 1);
   }
 }
 
@@ -526,11 +548,21 @@ std::tuple<at::Tensor, at::Tensor> kru_recurrence_cuda(const at::Tensor& ux_in, 
   if (B == 0 || T == 0) return {hs, h0.clone()};
   AT_DISPATCH_FLOATING_TYPES(ux.scalar_type(), "kruzoo_kru_recurrence_cuda", [&] {
     using S = scalar_t;
-    Launch l = plan_memory(4 * N + 4 * pl.max_sz, B, sizeof(S), ux.options());
+    // KRUZOO_CUDA_PREFETCH=1: the asynchronous prefetch of ux (off by default until it has been
+    // checked and timed on a GPU; bench/gpu_check.py does both); needs the shared-memory path and
+    // 8/16-byte aligned ux (always for a contiguous complex tensor's real view).
+    const bool aligned = reinterpret_cast<uintptr_t>(ux.data_ptr<S>()) % (2 * sizeof(S)) == 0;
+    bool prefetch = env_int("KRUZOO_CUDA_PREFETCH", 0) != 0 && aligned;
+    Launch l = plan_memory(4 * N + 4 * pl.max_sz + (prefetch ? 2 * N : 0), B, sizeof(S), ux.options());
+    if (prefetch && !l.use_smem) {  // does not fit with the staging buffer: plan without it
+      prefetch = false;
+      l = plan_memory(4 * N + 4 * pl.max_sz, B, sizeof(S), ux.options());
+    }
     allow_smem(kru_fwd_kernel<S>, l);
     kru_fwd_kernel<S><<<B, threads, l.smem, c10::cuda::getCurrentCUDAStream()>>>(
         pl, hp.packed.data_ptr<S>(), ux.data_ptr<S>(), h0.data_ptr<S>(), bias.data_ptr<S>(),
-        static_cast<S>(eps), hs.data_ptr<S>(), T, l.scratch.data_ptr<S>(), l.per_block, l.use_smem);
+        static_cast<S>(eps), hs.data_ptr<S>(), T, l.scratch.data_ptr<S>(), l.per_block, l.use_smem,
+        prefetch);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return {hs, hs.select(1, T - 1).clone()};
