@@ -311,3 +311,50 @@ def test_contract_accepts_a_good_module_and_every_step_targets():
     wrong = _bad_datamodule(lambda i: {"inputs": torch.zeros(5, 2), "targets": torch.zeros(5, 3)}, task=every)
     with pytest.raises(DataContractError, match=r"'targets' must be \(T, output_size\) = \(5, 4\)"):
         wrong.train_dataloader()
+
+
+# -- 6. noise -------------------------------------------------------------------------------------
+def test_a_warning_from_kruzoo_fails_the_suite():
+    # pyproject's filterwarnings: error::Warning:kruzoo (a third-party module's warning only shows).
+    import warnings
+
+    with pytest.raises(UserWarning, match="from kruzoo"):
+        warnings.warn_explicit("from kruzoo", UserWarning, "kruzoo/x.py", 1, module="kruzoo.sequence_model")
+    with pytest.warns(UserWarning, match="from elsewhere"):
+        warnings.warn_explicit("from elsewhere", UserWarning, "other.py", 1, module="other")
+
+
+def test_plain_fit_prints_no_third_party_noise(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "kruzoo.cli.main", "fit", "--model", "kru", "--model.hidden_size", "8", "--data", "adding",
+         "--data.seq_len", "6", "--data.val_size", "8", "--data.batch_size", "4", "--trainer.max_steps", "3",
+         "--trainer.val_check_interval", "3", "--trainer.default_root_dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "COLUMNS": "200"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    text = run.stdout + run.stderr
+    for noise in ("litlogger", "set_vital", "LeafSpec", "v_num", "args parameter is intended"):
+        assert noise not in text, noise
+    assert "kruzoo: val MSE" in text and "baseline 0.1667" in text
+
+
+def test_progress_bar_total_is_what_max_steps_leaves():
+    from lightning.pytorch import Callback, Trainer
+
+    from kruzoo.cli.extras import HonestTQDMProgressBar
+    from kruzoo.models import KRU
+
+    seen = {}
+
+    class Probe(Callback):
+        def on_train_batch_end(self, trainer, *args):
+            bar = trainer.progress_bar_callback
+            seen["total"] = bar.train_progress_bar.total
+            seen["metrics"] = bar.get_metrics(trainer, trainer.lightning_module)
+
+    dm = AddingDataModule(seq_len=5, train_size=100, val_size=4, batch_size=5)  # 20 batches per epoch
+    model = KRU(task=dm.task.as_dict(), hidden_size=4)
+    trainer = Trainer(max_epochs=10, max_steps=7, callbacks=[HonestTQDMProgressBar(), Probe()], limit_val_batches=0,
+                      logger=False, enable_checkpointing=False, enable_model_summary=False)
+    trainer.fit(model, datamodule=dm)
+    assert seen["total"] == 7 and trainer.global_step == 7  # Lightning's own bar says 20 here
+    assert "v_num" not in seen["metrics"]
