@@ -23,8 +23,14 @@ DEBUG_HINT = "run with --debug (or KRUZOO_DEBUG=1) for the full traceback"
 def _cause(error: BaseException) -> BaseException:
     # jsonargparse wraps an error raised while instantiating --model/--data in a generic
     # "Does not validate against any of the Union subtypes": report the cause.
-    while error.__cause__ is not None and str(error).startswith("Does not validate"):
+    # Likewise a failing link (the task computed from the datamodule): "Call to compute_fn … failed: <cause>".
+    while error.__cause__ is not None and str(error).startswith(("Does not validate", "Call to compute_fn")):
         error = error.__cause__
+    text = str(error)
+    if text.startswith("Call to compute_fn") and " failed: " in text:
+        cause = type(error)(text.rsplit(" failed: ", 1)[1])
+        cause.__traceback__ = error.__traceback__
+        return cause
     return error
 
 

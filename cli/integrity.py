@@ -22,7 +22,6 @@ The fit's ``config.yaml`` then records the resumed run's settings; the one it re
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import math
 import os
@@ -154,14 +153,14 @@ def _check_writable(root: Path) -> None:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
-        raise RunsFolderError(errno.ENOTDIR, f"the runs folder {root} cannot be made: {probe} is a file, not a "
-                                             f"folder; give --trainer.default_root_dir a folder")
+        raise RunsFolderError(f"the runs folder {root} cannot be made: {probe} is a file, not a folder; give "
+                              f"--trainer.default_root_dir a folder")
     try:
         fd, name = tempfile.mkstemp(prefix=".kruzoo-probe-", dir=probe)
     except OSError as error:
         raise RunsFolderError(
-            error.errno, f"the runs folder {root} is not writable ({probe}: {error.strerror}); give "
-                         f"--trainer.default_root_dir a writable folder"
+            f"the runs folder {root} is not writable ({probe}: {error.strerror}); give --trainer.default_root_dir "
+            f"a writable folder"
         ) from error
     os.close(fd)
     os.unlink(name)

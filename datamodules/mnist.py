@@ -43,6 +43,9 @@ def read_idx_gz(path: Path, labels: bool) -> torch.Tensor:
     header announces — raises :class:`CorruptDataError` naming the file."""
     path = Path(path)
     what, ndim = ("labels", 1) if labels else ("images", 3)
+    if path.is_file() and path.stat().st_size == 0:
+        raise CorruptDataError(f"{path}: the file is empty (0 bytes); replace it with the published MNIST file "
+                               f"(--data.download true verifies its sha256)")
     try:
         with gzip.open(path, "rb") as f:
             data = f.read()

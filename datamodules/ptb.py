@@ -36,6 +36,9 @@ def read_symbols(path: Path) -> list[str]:
     The published files are ASCII; bytes that are not UTF-8 text, or a last line cut off before
     its newline, raise :class:`CorruptDataError` naming the file."""
     data = Path(path).read_bytes()
+    if not data.strip():
+        raise CorruptDataError(f"{path}: the file is empty; replace it with the published file "
+                               f"(--data.download true verifies its sha256)")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
