@@ -153,12 +153,15 @@ def load(require: bool = False) -> bool:
         if not _state["tried"]:
             _state["tried"] = True
             try:
-                if not ops_registered():
-                    import torch
+                import torch
 
-                    want_cuda = torch.cuda.is_available() and cuda_toolkit_available()
-                    build(cuda=want_cuda)
-                    _state["cuda"] = want_cuda
+                if not ops_registered():
+                    build(cuda=torch.cuda.is_available() and cuda_toolkit_available())
+                # Ask the dispatcher, not how we built: a library loaded by an explicit
+                # build(cuda=True) (bench/gpu_check.py) also has CUDA kernels.
+                _state["cuda"] = ops_registered() and torch._C._dispatch_has_kernel_for_dispatch_key(
+                    "kruzoo::kru_recurrence", "CUDA"
+                )
                 _state["ok"] = ops_registered()
                 if not _state["ok"]:
                     raise RuntimeError("the library loaded but registered no kruzoo ops")
