@@ -831,7 +831,7 @@ def ceilings(log, dev):
     b = torch.empty_like(a)
     ms = timer(lambda: b.copy_(a), 10, 2)[0]
     bw = 2 * a.numel() * 4 / (ms * 1e-3)
-    del a, b
+    a = b = None  # free the 2 GiB before the matmul
     prev = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
     x = torch.randn(8192, 8192, device=dev)
@@ -839,7 +839,7 @@ def ceilings(log, dev):
     ms2 = timer(lambda: x @ y, 5, 2)[0]
     torch.backends.cuda.matmul.allow_tf32 = prev
     fl = 2 * 8192**3 / (ms2 * 1e-3)
-    del x, y
+    x = y = None
     torch.cuda.empty_cache()
     log(f"measured: device copy {bw / 1e12:.2f} TB/s (read + write; datasheet {PEAK_HBM / 1e12:.1f}), "
         f"fp32 matmul 8192^3 (no TF32) {fl / 1e12:.1f} TFLOP/s (datasheet non-tensor {PEAK_FP32 / 1e12:.0f})")
