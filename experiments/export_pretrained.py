@@ -1,14 +1,21 @@
 """Ship a trained checkpoint in the pretrained zoo: strip it to weights + hyperparameters, record
 its sha256, its full test metrics and a small golden subset that CI re-checks.
 
-python experiments/export_pretrained.py NAME --ckpt RUN/checkpoints/last.ckpt --config configs/copy/kru.yaml \
-    --train-command "kruzoo fit ..." --wall-time "14 min" [--data data_dir=...] [--golden-batches 4]
+python experiments/export_pretrained.py NAME --ckpt RUN/checkpoints/best-....ckpt --config configs/copy/kru.yaml \
+    --train-command "kruzoo fit --config configs/copy/kru.yaml ..." [--train-command "kruzoo fit ... --ckpt_path last"] \
+    --log experiments/logs/RUN --provenance "what was run" --wall-time "14 min" [--data data_dir=...] [--golden-batches 4]
+
+Every --train-command (in order) must start with ``kruzoo fit --config FILE``; the index stores the sha256 of
+each config named, which tests/test_pretrained.py checks, and ``--log`` (the folder with the run's resolved
+config.yaml, which the test compares with the last command resolved against today's configs).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -29,12 +36,21 @@ def evaluate(model, data_spec: dict, overrides: dict, batches: int | None = None
     return {k: float(v) for k, v in metrics.items()}
 
 
+def _config_of(command: str) -> str:
+    match = re.match(r"kruzoo fit --config (\S+\.yaml)( |$)", command)
+    if match is None:
+        raise SystemExit(f"--train-command must start with 'kruzoo fit --config FILE.yaml', got {command!r}")
+    return match[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name")
     parser.add_argument("--ckpt", required=True, type=Path)
     parser.add_argument("--config", required=True, type=Path)
-    parser.add_argument("--train-command", required=True)
+    parser.add_argument("--train-command", required=True, action="append", dest="train_commands")
+    parser.add_argument("--log", required=True, help="folder with the run's config.yaml (experiments/logs/RUN)")
+    parser.add_argument("--provenance", required=True, help="what was actually run, honestly")
     parser.add_argument("--wall-time", required=True)
     parser.add_argument("--data", nargs="*", default=[], help="KEY=VALUE overrides for evaluation only (e.g. data_dir)")
     parser.add_argument("--golden-batches", type=int, default=4)
@@ -79,7 +95,11 @@ def main() -> None:
         # Where the files were is this machine's business, not a setting of the evaluation.
         "evaluation_overrides": {k: v for k, v in overrides.items() if k not in ("data_dir", "download")},
         "golden": {"test_batches": args.golden_batches, "metrics": golden},
-        "train_command": args.train_command,
+        "train_commands": args.train_commands,
+        "config_sha256": {c: hashlib.sha256((REPO / c).read_bytes()).hexdigest()
+                          for c in dict.fromkeys([str(args.config), *map(_config_of, args.train_commands)])},
+        "log": str(args.log),
+        "provenance": args.provenance,
         "wall_time": args.wall_time,
         "evaluate_command": f"kruzoo test --config {args.config} --ckpt_path pretrained:{args.name}",
     }

@@ -5,6 +5,10 @@
 # counts the time already trained, so "00:00:45:00" means 45 minutes in all) and add the runs not made before.
 # Each run logs to OUT_DIR/<name>/runs/<DataModule>-<Model>/version_0 and can be continued with
 # the same command plus --ckpt_path last.
+# A record of what was run, against the configs of the time: since issue 13, configs/adding/kru.yaml has
+# penalty 10 and a MultiStepLR schedule, and several configs changed clipping and selection; the same
+# settings with today's files are the train_commands of kruzoo/pretrained/index.json (shipped runs) and the
+# Commands section of experiments/RESULTS.md.
 set -u
 lane=$1; out=$2; data=$3
 run() {  # name, then kruzoo fit arguments
