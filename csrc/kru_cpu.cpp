@@ -882,18 +882,6 @@ void step_backward(const S* __restrict__ wr, const S* __restrict__ wi, const S* 
   }
 }
 
-std::vector<bool> to_vec(const c10::List<bool>& l) {
-  std::vector<bool> v;
-  for (size_t i = 0; i < l.size(); ++i) v.push_back(l.get(i));
-  return v;
-}
-
-bool any_of(const std::vector<bool>& a) {
-  for (bool b : a)
-    if (b) return true;
-  return false;
-}
-
 // Applies the groups in order to a planar vector of length n_in; the result lands in (yr, yi).
 // buf holds two ping-pong buffers of 2 * max_sz scalars each.
 template <typename S>

@@ -421,18 +421,6 @@ void allow_smem(Kernel kernel, const Launch& l) {
                                         static_cast<int>(l.smem)));
 }
 
-std::vector<bool> to_vec(const c10::List<bool>& l) {
-  std::vector<bool> v;
-  for (size_t i = 0; i < l.size(); ++i) v.push_back(l.get(i));
-  return v;
-}
-
-bool any_of(const std::vector<bool>& a) {
-  for (bool b : a)
-    if (b) return true;
-  return false;
-}
-
 int64_t grid_for_rows(int64_t rows) { return std::max<int64_t>(1, std::min<int64_t>(rows, 1024)); }
 
 // Every tensor argument on the kernel's device with the kernel's dtype (the kernels read raw

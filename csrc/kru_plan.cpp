@@ -19,6 +19,18 @@ constexpr int64_t kLastCap = 64;
 
 }  // namespace
 
+std::vector<bool> to_vec(const c10::List<bool>& l) {
+  std::vector<bool> v;
+  for (size_t i = 0; i < l.size(); ++i) v.push_back(l.get(i));
+  return v;
+}
+
+bool any_of(const std::vector<bool>& a) {
+  for (bool b : a)
+    if (b) return true;
+  return false;
+}
+
 void check_pair(const at::Tensor& t, const char* name, int64_t dim) {
   TORCH_CHECK(t.dim() == dim, "kruzoo: ", name, " must have ", dim, " dims (real pairs), got shape ",
               t.sizes());

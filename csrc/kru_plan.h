@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/core/List.h>
 
 #include <complex>
 #include <utility>
@@ -42,6 +43,10 @@ HostPlan make_plan(at::TensorList factors, const std::vector<bool>& need_grad, i
 std::vector<at::Tensor> map_group_grads(const HostPlan& hp, at::TensorList factors,
                                         const std::vector<at::Tensor>& group_grads,
                                         const std::vector<bool>& need_grad);
+
+// The ops' bool[] arguments (factor_needs_grad) as a vector, and whether any is set.
+std::vector<bool> to_vec(const c10::List<bool>& l);
+bool any_of(const std::vector<bool>& a);
 
 // Checks a real-pair tensor: dtype float/double, last dim 2, given rank.
 void check_pair(const at::Tensor& t, const char* name, int64_t dim);
