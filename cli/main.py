@@ -98,6 +98,11 @@ def main(args=None) -> KruzooCLI | None:
 
         list_main()
         return None
+    if args[:1] == ["report"]:  # learning curves, spectrum, parameter counts of a run folder
+        from .report import main as report_main  # noqa: PLC0415
+
+        report_main(args[1:])
+        return None
     args = prepare_arguments(args)  # short names, a checkpoint alone (cli/extras.py)
     return KruzooCLI(
         SequenceModel,

@@ -358,3 +358,23 @@ def test_progress_bar_total_is_what_max_steps_leaves():
     trainer.fit(model, datamodule=dm)
     assert seen["total"] == 7 and trainer.global_step == 7  # Lightning's own bar says 20 here
     assert "v_num" not in seen["metrics"]
+
+
+# -- 8. kruzoo report on a real short run ----------------------------------------------------------
+def test_report_of_a_short_run(tmp_path, capsys):
+    fitted = _short_fit(tmp_path, "--trainer.max_epochs", "2", "--trainer.log_every_n_steps", "1")
+    (run_dir,) = tmp_path.glob("runs/AddingDataModule-KRU/version_0")
+    assert main(["report", str(run_dir)]) is None
+    assert "kruzoo: report in" in capsys.readouterr().out
+    for png in ("curves.png", "spectrum.png"):
+        assert (run_dir / "report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = (run_dir / "report" / "report.md").read_text()
+    counts = fitted.model.parameter_counts()
+    assert f"parameters: {counts['total']:,} in all, {counts['recurrent']:,} recurrent" in text
+    last_val = float(fitted.trainer.callback_metrics["val/loss"])
+    assert re.search(rf"validation MSE: last {last_val:.4g} \(step 9\)", text), text
+    assert "baseline: 0.1667 (always answering 1)" in text
+    from kruzoo.cli.report import ReportError
+
+    with pytest.raises(ReportError, match="has no TensorBoard events"):
+        main(["report", str(tmp_path)])
