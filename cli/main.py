@@ -111,6 +111,9 @@ def main(args=None) -> KruzooCLI | None:
         subclass_mode_data=True,
         seed_everything_default=1234,
         save_config_kwargs={"overwrite": True},
+        parser_kwargs={"description": "Train and evaluate the zoo's recurrent models (LightningCLI). Two more "
+                                      "commands: `kruzoo list` (models, datamodules, configs, pretrained "
+                                      "entries) and `kruzoo report RUN_DIR` (curves, spectrum, counts)."},
         args=args,
     )
 
