@@ -15,6 +15,10 @@ run folder's ``predictions/``), a ``torch.save`` of plain tensors, lists and num
 - ``mask`` (n, T) bool, for every-step tasks: the steps that are real (not padding) and scored;
 - ``task`` (the TaskSpec as a dict), ``rank``, ``world_size``.
 
+For stream tasks (``task.stateful``, PTB: each batch is the next window of every stream) a row is
+one window of one stream: ``indices`` is the window's number and ``streams`` the stream's (within
+this rank's shard).
+
 ``--predict_input FILE`` predicts custom sequences instead of the test split: a ``.npy`` array
 (``allow_pickle=False``) or a ``.pt`` file (``weights_only=True``) holding a tensor, or a dict with
 ``inputs`` (and optionally ``mask``); shape (T, input_size) for one sequence or (B, T,
@@ -131,7 +135,7 @@ class PredictionWriter(BasePredictionWriter):
         self._reset()
 
     def _reset(self) -> None:
-        self._indices, self._outputs, self._masks = [], [], []
+        self._indices, self._outputs, self._masks, self._streams = [], [], [], []
         self._seen = 0
 
     def on_predict_epoch_start(self, trainer, pl_module) -> None:
@@ -140,7 +144,10 @@ class PredictionWriter(BasePredictionWriter):
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
         outputs = prediction.detach().float().cpu()
         n = outputs.shape[0]
-        if batch_indices is None or len(batch_indices) != n:  # no sampler to ask: count
+        if pl_module.task.stateful:  # row b of window batch_idx is stream b's window
+            self._streams.append(torch.arange(n))
+            batch_indices = [batch_idx] * n
+        elif batch_indices is None or len(batch_indices) != n:  # no sampler to ask: count
             world, rank = trainer.world_size, trainer.global_rank
             batch_indices = [(self._seen + j) * world + rank for j in range(n)]
         self._seen += n
@@ -170,6 +177,8 @@ class PredictionWriter(BasePredictionWriter):
         }
         if task.target == "every":
             record["mask"] = _pad_cat(self._masks, fill=False)
+        if self._streams:
+            record["streams"] = torch.cat(self._streams)
         if task.loss == "cross_entropy" and outputs.numel():
             record["predictions"] = outputs.argmax(-1)
         elif task.loss == "bernoulli" and outputs.numel():

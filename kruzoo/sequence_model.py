@@ -121,7 +121,11 @@ class SequenceModel(LightningModule):
 
     def predict_step(self, batch: dict, batch_idx: int) -> Tensor:
         self._check_batch(batch, "predict", batch_idx)
-        return self(batch["inputs"])[0]
+        state = self._states.get("predict") if self.task.stateful else None
+        outputs, state = self(batch["inputs"], state)
+        if self.task.stateful:  # consecutive windows of streams, as in test
+            self._states["predict"] = detach_state(state)
+        return outputs
 
     # -- state carrying: each stage's stream starts afresh every epoch --------------------------
     def on_train_epoch_start(self) -> None:
@@ -132,6 +136,9 @@ class SequenceModel(LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self._states.pop("test", None)
+
+    def on_predict_epoch_start(self) -> None:
+        self._states.pop("predict", None)
 
     # -- logging and optimisation ---------------------------------------------------------------
     def on_fit_start(self) -> None:

@@ -378,3 +378,30 @@ def test_report_of_a_short_run(tmp_path, capsys):
 
     with pytest.raises(ReportError, match="has no TensorBoard events"):
         main(["report", str(tmp_path)])
+
+
+def test_prediction_writer_on_a_stream_task_records_window_and_stream(tmp_path):
+    from lightning.pytorch import Trainer
+
+    from kruzoo.cli.predict import PredictionWriter
+    from kruzoo.models import LSTM
+    from kruzoo.task import TaskSpec
+
+    task = TaskSpec(input_size=3, output_size=3, loss="cross_entropy", target="every", stateful=True)
+    windows = [{"inputs": torch.rand(4, 5, 3), "targets": torch.zeros(4, 5, dtype=torch.long)} for _ in range(3)]
+    model = LSTM(task=task.as_dict(), hidden_size=4)
+    writer = PredictionWriter(tmp_path)
+    Trainer(callbacks=[writer], logger=False, enable_progress_bar=False, enable_model_summary=False).predict(
+        model, dataloaders=torch.utils.data.DataLoader(windows, batch_size=None), return_predictions=False)
+    record = torch.load(tmp_path / "predictions_rank0.pt", weights_only=True)
+    assert record["indices"].tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert record["streams"].tolist() == [0, 1, 2, 3] * 3
+    with torch.no_grad():  # the hidden state is carried from one window to the next, as in test
+        state, expected = None, []
+        for w in windows:
+            out, state = model(w["inputs"], state)
+            expected.append(out)
+    torch.testing.assert_close(record["outputs"], torch.cat(expected))
+    with torch.no_grad():
+        fresh = model(windows[1]["inputs"])[0]
+    assert not torch.allclose(record["outputs"][4:8], fresh)  # window 1 did not start from zero
