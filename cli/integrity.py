@@ -462,7 +462,9 @@ class GracefulStop(Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         import threading  # noqa: PLC0415
 
-        if threading.current_thread() is not threading.main_thread():
+        # Under DDP a signal may reach one rank only, and saving is a collective (the metric states
+        # are synced): Lightning's own handling stays in charge there.
+        if threading.current_thread() is not threading.main_thread() or trainer.world_size > 1:
             return
         self.received = self.pending = None
         for signum in self.SIGNALS:
