@@ -147,6 +147,11 @@ def prepare_arguments(args: list[str]) -> list[str]:
             f"`kruzoo fit --init_from {ckpt_path}` (fresh optimizer and step count)"
         )
     source = _option(rest, "--init_from") if subcommand == "fit" else ckpt_path
+    if subcommand == "fit" and source and ckpt_path:
+        raise CheckpointArgumentError(
+            f"fit --init_from {source} --ckpt_path {ckpt_path}: give one; --init_from starts a new run from "
+            f"the weights, --ckpt_path resumes a run (its weights would replace the --init_from ones)"
+        )
     if subcommand != "fit" and ckpt_path in (None, "last", "best", "hpc"):
         return args
     if not source or _has(rest, "--config") or _has(rest, "--model") or _has(rest, "--data"):

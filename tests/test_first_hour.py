@@ -133,6 +133,8 @@ def test_test_a_checkpoint_file_without_a_config(tmp_path):
 def test_fit_ckpt_path_pretrained_points_at_init_from():
     with pytest.raises(CheckpointArgumentError, match=r"--init_from pretrained:kru_adding_t100"):
         main(["fit", "--config", "adding/kru", "--ckpt_path", "pretrained:kru_adding_t100"])
+    with pytest.raises(CheckpointArgumentError, match=r"give one; --init_from starts a new run"):
+        main(["fit", "--init_from", "pretrained:kru_adding_t100", "--ckpt_path", "last"])
 
 
 def test_fit_init_from_pretrained_starts_from_its_weights_with_a_fresh_optimizer(tmp_path):
