@@ -11,8 +11,9 @@ recorded ``config.yaml``:
 
 - what shapes the model or the data (``model.*``, ``data.*`` but ``num_workers``; the optimizer's
   class and its arguments) must be equal, else the resume is refused with the differences listed;
-- the learning rate and the budget (``trainer.max_steps``, ``max_epochs``, ``max_time``) may change
-  only when stated, ``--resume_allow lr,max_steps``; a new lr is then set in the restored optimizer
+- the learning rate, the lr schedule and the budget (``trainer.max_steps``, ``max_epochs``,
+  ``max_time``) may change only when stated, ``--resume_allow lr,max_steps`` (names: lr,
+  lr_scheduler, max_steps, max_epochs, max_time); a new lr is then set in the restored optimizer
   (and as its schedulers' base lr), not only written into the config;
 - everything else (logging, progress bar, validation interval, devices, …) may change freely.
 
@@ -38,7 +39,7 @@ from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 ALLOWABLE = {"lr": None, "max_steps": "trainer.max_steps", "max_epochs": "trainer.max_epochs",
-             "max_time": "trainer.max_time"}
+             "max_time": "trainer.max_time", "lr_scheduler": None}
 FREE_PREFIXES = ("trainer.", "checkpoint.", "resume_checkpoint.", "seed_everything", "ckpt_path", "weights_only",
                  "resume_allow", "data.init_args.num_workers")
 SUPPORTED_PRECISION = (None, "32-true", "32", 32)
@@ -87,8 +88,8 @@ class Plan:
 def add_arguments(parser) -> None:
     parser.add_argument(
         "--resume_allow", type=str | None, default=None,
-        help="On a resume, the recorded settings that may change, comma-separated: lr, max_steps, max_epochs, "
-             "max_time (e.g. --resume_allow lr,max_steps). Anything that shapes the model or data must match.",
+        help="On a resume, the recorded settings that may change, comma-separated: lr, lr_scheduler, max_steps, "
+             "max_epochs, max_time (e.g. --resume_allow lr,max_steps). Anything that shapes the model or data must match.",
     )
 
 
@@ -139,7 +140,7 @@ def check_settings(cfg) -> None:
         values = init_args.as_dict() if hasattr(init_args, "as_dict") else dict(init_args)
         for key, value in values.items():
             if key == "lr":
-                _number_setting(f"{where}.init_args.lr", value, 0, False, "a finite number > 0")
+                _number_setting(f"{where}.init_args.lr", value, 0, True, "a finite number ≥ 0 (0 freezes the weights)")
             elif isinstance(value, float) and not math.isfinite(value):
                 raise UnsupportedSettingError(f"--{where}.init_args.{key} must be a finite number, got {value!r}")
     if cfg.get("resume_checkpoint") is not None:
@@ -182,9 +183,12 @@ def _is_lr(key: str) -> bool:
 
 
 def _is_budget(key: str) -> str | None:
+    """The ``--resume_allow`` name that covers ``key``: the budget, or the lr schedule."""
     for name, path in ALLOWABLE.items():
         if path == key:
             return name
+    if key.startswith(("model.init_args.lr_scheduler", "lr_scheduler")):
+        return "lr_scheduler"
     return None
 
 

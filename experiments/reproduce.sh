@@ -24,8 +24,9 @@ resume() {  # earlier run's name, a tag for the log, the checkpoint ("last" or a
   local name=$1 tag=$2 ckpt=$3; shift 3
   if [ -e "$out/$name.$tag.log" ]; then echo "== $name: $out/$name.$tag.log exists, skipped"; return; fi
   echo "== $(date -u +%FT%TZ) $name ($tag): kruzoo fit $* --ckpt_path $ckpt"
+  # These continuations change the budget and the lr schedule on purpose: stated, as a resume requires.
   OMP_NUM_THREADS=1 kruzoo fit "$@" --trainer.default_root_dir "$out/$name" --trainer.enable_progress_bar false \
-    --ckpt_path "$ckpt" > "$out/$name.$tag.log" 2>&1
+    --resume_allow lr,lr_scheduler,max_steps,max_epochs,max_time --ckpt_path "$ckpt" > "$out/$name.$tag.log" 2>&1
   local rc=$?
   echo "== $(date -u +%FT%TZ) $name exit $rc"
 }

@@ -197,3 +197,29 @@ def test_precision_other_than_float32_is_refused_up_front(tmp_path, precision, c
     assert code == 1
     assert f"kruzoo: error: --trainer.precision {precision} is not supported" in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_what_a_resume_may_change():
+    recorded = {"model": {"class_path": "kruzoo.models.KRU", "init_args": {
+                    "hidden_size": 8, "lr_scheduler": None,
+                    "optimizer": {"class_path": "torch.optim.Adam", "init_args": {"lr": 0.001, "weight_decay": 0.0}}}},
+                "trainer": {"max_time": "00:01:00:00", "log_every_n_steps": 50},
+                "data": {"class_path": "kruzoo.datamodules.AddingDataModule",
+                         "init_args": {"seq_len": 5, "num_workers": 0}}}
+    current = yaml.safe_load(yaml.safe_dump(recorded))
+    current["model"]["init_args"]["lr_scheduler"] = {"class_path": "torch.optim.lr_scheduler.ExponentialLR",
+                                                     "init_args": {"gamma": 0.3}}
+    current["trainer"].update(max_time="00:02:00:00", log_every_n_steps=10)  # logging: free
+    current["data"]["init_args"]["num_workers"] = 2  # free
+    refused, allowed, new_lr = integrity.compare_configs(recorded, current, set())
+    assert {line.split(":")[0] for line in refused} == {
+        "model.init_args.lr_scheduler", "model.init_args.lr_scheduler.class_path",
+        "model.init_args.lr_scheduler.init_args.gamma", "trainer.max_time"}
+    assert all("allow with --resume_allow" in line for line in refused) and len(refused) >= 2
+    refused, allowed, new_lr = integrity.compare_configs(recorded, current, {"lr_scheduler", "max_time"})
+    assert refused == [] and new_lr is None and len(allowed) >= 2
+    current["model"]["init_args"]["optimizer"]["init_args"]["weight_decay"] = 0.1  # shapes training: refused
+    current["model"]["init_args"]["optimizer"]["init_args"]["lr"] = 0.01
+    refused, allowed, new_lr = integrity.compare_configs(recorded, current, {"lr", "lr_scheduler", "max_time"})
+    assert refused == ["model.init_args.optimizer.init_args.weight_decay: 0.0 in the run, 0.1 now"]
+    assert new_lr == 0.01
