@@ -70,8 +70,11 @@ def test_interrupted_fetch_leaves_no_partial_file(tmp_path, monkeypatch):
         raise ConnectionError("connection reset")
 
     monkeypatch.setattr(dl, "_fetch", broken_fetch)
-    with pytest.raises(ConnectionError):
+    with pytest.raises(dl.DownloadError, match=r"could not download file.bin from https://example.invalid/file.bin "
+                                             r"\(connection reset\); offline, copy the file") as info:
         download_file("https://example.invalid/file.bin", tmp_path / "file.bin", PAYLOAD_SHA)
+    assert isinstance(info.value.__cause__, ConnectionError)
+    assert "--data.download false" in str(info.value) and str(tmp_path) in str(info.value)
     assert list(tmp_path.iterdir()) == []
 
 
