@@ -257,6 +257,8 @@ def before_instantiate(cli) -> Plan:
     ckpt_path = cfg.get("ckpt_path")
     if isinstance(ckpt_path, str) and ckpt_path.startswith("pretrained:"):
         cfg.ckpt_path = ckpt_path = str(pretrained.path(ckpt_path.removeprefix("pretrained:")))
+    if subcommand and subcommand != "fit" and cfg.trainer.logger is False and not cfg.trainer.default_root_dir:
+        cli.save_config_callback = None  # no run folder: a record would only litter the working folder
     if cfg.trainer.logger not in (None, True):  # the user's own logger: no run folder to manage
         if ckpt_path == "last":
             raise ResumeError("--ckpt_path last finds the run in kruzoo's runs/ folders, but --trainer.logger is "
