@@ -31,6 +31,10 @@ THIRD_PARTY_WARNINGS = (
     (r".*'set_vital' is deprecated", UserWarning, r"torchdata\..*"),
     (r".*isinstance\(treespec, LeafSpec\)", Warning, r"lightning\..*"),
     (r".*LeafSpec.*is deprecated", Warning, r""),
+    # test/validate/predict of a fit's checkpoint log into their own folder: nothing is lost
+    (r"The dirpath has changed from", UserWarning, r"lightning\..*"),
+    # stream tasks (PTB) serve whole batches: the prediction writer numbers their windows itself
+    (r"Couldn't infer the batch indices", UserWarning, r"lightning\..*"),
     # kruzoo passes the command line itself, on purpose (cli/errors.py)
     (r"LightningCLI's args parameter is intended to run from within Python", UserWarning, r""),
 )
