@@ -7,9 +7,12 @@ import inspect
 from .names import DATAMODULES, datamodule_classes, model_classes, packaged_configs
 
 
-def _first_line(obj) -> str:
-    doc = inspect.getdoc(obj) or ""
-    return doc.strip().splitlines()[0] if doc.strip() else ""
+def _first_line(obj, width: int = 90) -> str:
+    """The docstring's first sentence (its first paragraph joined), cut to ``width`` characters."""
+    doc = (inspect.getdoc(obj) or "").strip().split("\n\n")[0]
+    text = " ".join(doc.split())
+    sentence = text.split(". ")[0].rstrip(".")
+    return sentence if len(sentence) <= width else sentence[: width - 1] + "…"
 
 
 def listing() -> str:
