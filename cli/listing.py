@@ -8,11 +8,10 @@ from .names import DATAMODULES, datamodule_classes, model_classes, packaged_conf
 
 
 def _first_line(obj, width: int = 90) -> str:
-    """The docstring's first sentence (its first paragraph joined), cut to ``width`` characters."""
+    """The docstring's first paragraph on one line, cut to ``width`` characters."""
     doc = (inspect.getdoc(obj) or "").strip().split("\n\n")[0]
     text = " ".join(doc.split())
-    sentence = text.split(". ")[0].rstrip(".")
-    return sentence if len(sentence) <= width else sentence[: width - 1] + "…"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def listing() -> str:
