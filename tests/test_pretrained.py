@@ -150,3 +150,26 @@ def test_info_shows_the_commands_first():
     assert positions == sorted(positions) and len(positions) == 2
     assert "configs/adding/kru_t100_decay.yaml" in text and entry["evaluate_command"] in text
     assert repr(entry) == text and dict(entry) == entry  # still the plain dict of the index
+
+
+@pytest.mark.parametrize("name", ["kru_adding_t100", "kru_adding_t100_frozen"])
+def test_recorded_command_sequence_runs_through_the_cli(name, tmp_path, monkeypatch):
+    """The index's commands, in order, in one folder, run as written (resume checks included) — on a
+    small model and short sequences, with a step budget in place of the recorded time caps."""
+    entry = pretrained.info(name)
+    monkeypatch.chdir(REPO)
+    small = ["--model.init_args.hidden_size", "16", "--data.seq_len", "8", "--data.train_size", "40",
+             "--data.val_size", "8", "--data.test_size", "8", "--trainer.val_check_interval", "2",
+             "--trainer.default_root_dir", str(tmp_path),
+             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+    for stage, command in enumerate(entry["train_commands"], 1):
+        args = shlex.split(command)[1:]  # after "kruzoo"
+        at = args.index("--trainer.max_time")
+        args[at:at + 2] = ["--trainer.max_steps", str(4 * stage)]
+        if "--resume_allow" in args:
+            args[args.index("--resume_allow") + 1] += ",max_steps"
+        tail = args.index("--ckpt_path") if "--ckpt_path" in args else len(args)
+        cli = main([*args[:tail], *small, *args[tail:]])
+        assert cli.trainer.global_step == 4 * stage
+    scheduler = type(cli.trainer.lr_scheduler_configs[0].scheduler).__name__
+    assert scheduler == "ExponentialLR"  # the continuation's schedule is in force
