@@ -198,7 +198,7 @@ def machine_line() -> str:
     from kruzoo.ops import _build
 
     return (f"kernels: {torch.ops.kruzoo.build_info()}; compile flags "
-            f"{' '.join(_build._CXX_FLAGS + _build._arch_flags())}\nmachine: {cpu_model()}")
+            f"{' '.join(_build._CXX_FLAGS + _build._openmp_flags() + _build._arch_flags())}\nmachine: {cpu_model()}")
 
 
 def fmt(ms):

@@ -28,6 +28,16 @@ HEADERS = ("kru_math.h", "kru_plan.h")
 # -fno-math-errno lets sqrt vectorise; no -ffast-math: results stay IEEE (up to FMA contraction).
 _DEFAULT_ARCH = "-march=native"
 _CXX_FLAGS = ["-O3", "-fno-math-errno"]
+
+
+def _openmp_flags() -> list[str]:
+    """-fopenmp where torch itself runs on OpenMP (Linux wheels): at::parallel_for is a header
+    template whose `#pragma omp parallel` is silently ignored without it, and the op then ran every
+    batch on one thread however many torch was given.  The library links libgomp.so.1, the soname
+    torch has already loaded, so the process keeps one OpenMP runtime."""
+    import torch
+
+    return ["-fopenmp"] if sys.platform.startswith("linux") and torch.backends.openmp.is_available() else []
 _NVCC_FLAGS = ["-O3"]
 
 _lock = threading.Lock()
@@ -78,7 +88,7 @@ def _build_name(src: Path, cuda: bool) -> str:
     for f in (*(CUDA_SOURCES if cuda else CPU_SOURCES), *HEADERS):
         h.update(f.encode())
         h.update((src / f).read_bytes())
-    h.update(" ".join([*_CXX_FLAGS, *_arch_flags(), *_NVCC_FLAGS, torch.__version__]).encode())
+    h.update(" ".join([*_CXX_FLAGS, *_openmp_flags(), *_arch_flags(), *_NVCC_FLAGS, torch.__version__]).encode())
     return f"kruzoo_fused_{'cuda' if cuda else 'cpu'}_{h.hexdigest()[:12]}"
 
 
@@ -125,7 +135,8 @@ def build(cuda: bool = False, verbose: bool = False, build_root: str | None = No
     return cpp_extension.load(
         name=name,
         sources=sources,
-        extra_cflags=[*_CXX_FLAGS, *_arch_flags()],
+        extra_cflags=[*_CXX_FLAGS, *_openmp_flags(), *_arch_flags()],
+        extra_ldflags=_openmp_flags(),
         extra_cuda_cflags=_NVCC_FLAGS,
         extra_include_paths=[str(src)],
         build_directory=str(build_dir),
