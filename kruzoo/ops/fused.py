@@ -1,5 +1,6 @@
 """Python side of the fused ``kruzoo::`` ops: fake (meta) kernels for torch.compile, autograd
-formulas, and complex-in / complex-out wrappers with the reference's signatures.
+formulas, complex-in / complex-out wrappers with the reference's signatures, and the two backends
+they make (``cpu-op``, ``cuda-op``; see ``backend.py``).
 
 The C++ ops take real pairs (``torch.view_as_real`` of complex tensors, zero-copy) in float32 or
 float64; these wrappers promote the inputs to one complex dtype, convert, call the op and view the
@@ -16,6 +17,8 @@ import torch
 from torch import Tensor
 
 from . import _build
+from .backend import Backend, register_backend
+from .kron import check_factors
 
 _registered = False
 
@@ -29,10 +32,6 @@ def available(require: bool = False) -> bool:
         _register()
         _registered = True
     return True
-
-
-def supports_device(device: torch.device) -> bool:
-    return device.type == "cpu" or (device.type == "cuda" and _build.has_cuda_kernels())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -181,17 +180,7 @@ def kron_matvec(factors: Sequence[Tensor], x: Tensor) -> Tensor:
 
     Real inputs are computed in complex arithmetic and the real part returned (exact: the
     imaginary parts are zero)."""
-    if len(factors) == 0:
-        raise ValueError("kron_matvec needs at least one factor, got an empty list")
-    for i, f in enumerate(factors):
-        if f.dim() != 2:
-            raise ValueError(f"factor {i} must be a matrix (p, q), got shape {tuple(f.shape)}")
-    q = math.prod(f.shape[1] for f in factors)
-    if x.shape[-1] != q:
-        raise ValueError(
-            f"x has last dimension {x.shape[-1]}, but the factors' column sizes "
-            f"{[f.shape[1] for f in factors]} multiply to {q}"
-        )
+    q = check_factors(factors, x)
     is_complex = x.is_complex() or any(f.is_complex() for f in factors)
     ctype = _complex_dtype(x, *factors)
     lead = x.shape[:-1]
@@ -238,3 +227,48 @@ def kru_recurrence_projected(
         float(eps),
     )
     return torch.view_as_complex(last if last_only else hs)
+
+
+# ----------------------------------------------------------------------------------------------
+# backends
+
+# The fused projection computes U x_t inside each step: 2·d·N multiply-adds per step against the
+# recurrence's 8·k·N (k factors of 2×2), so it pays while the inputs are narrow (adding d=2, pixel
+# MNIST d=1, copy d=10).  Wider inputs (PTB's one-hot d=50, music d=88) keep the batched GEMM.
+FUSED_PROJECTION_MAX_INPUT = 16
+
+
+class _FusedOpBackend(Backend):
+    # module-level names looked up at call time (tests wrap them to see that they are used)
+    def kron_matvec(self, factors, x):
+        return kron_matvec(factors, x)
+
+    def kru_recurrence(self, ux, h0, factors, bias, eps, last_only=False):
+        return kru_recurrence(ux, h0, factors, bias, eps, last_only)
+
+
+class CPUOpBackend(_FusedOpBackend):
+    """The compiled op's CPU kernels; U x_t inside the steps for narrow inputs."""
+
+    name = "cpu-op"
+
+    def supports(self, device: torch.device) -> bool:
+        return device.type == "cpu" and available()
+
+    def kru_recurrence_projected(self, x, weight, h0, factors, bias, eps, last_only=False):
+        if x.shape[-1] <= FUSED_PROJECTION_MAX_INPUT:
+            return kru_recurrence_projected(x, weight, h0, factors, bias, eps, last_only)
+        return super().kru_recurrence_projected(x, weight, h0, factors, bias, eps, last_only)
+
+
+class CUDAOpBackend(_FusedOpBackend):
+    """The compiled op's CUDA kernels (when the build has them); the projection stays a batched GEMM."""
+
+    name = "cuda-op"
+
+    def supports(self, device: torch.device) -> bool:
+        return device.type == "cuda" and available() and _build.has_cuda_kernels()
+
+
+CPU_OP = register_backend(CPUOpBackend())
+CUDA_OP = register_backend(CUDAOpBackend())

@@ -1,73 +1,28 @@
-"""Pure-PyTorch reference math: the oracle every fused kernel must match.
-
-Index convention: ``W = F_1 ⊗ F_2 ⊗ … ⊗ F_k`` exactly as ``torch.kron(F_1, torch.kron(F_2, …))``,
-so the row index of W is ``(i_1, …, i_k)`` in row-major order (i_1 most significant).
+"""Pure-PyTorch reference math: the oracle every fused kernel must match. The Kronecker
+products themselves live in ``kron.py`` (re-exported here); this module has modReLU, the
+recurrence loop of every complex core (:func:`modrelu_recurrence`; KRU's is
+:func:`kru_recurrence`) and the input projection.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
+from .kron import kron_dense, kron_matvec, kron_matvec_stacked, unitary_penalty
 
-def _common_dtype(factors: Sequence[Tensor], x: Tensor) -> torch.dtype:
-    dtype = x.dtype
-    for f in factors:
-        dtype = torch.promote_types(dtype, f.dtype)
-    return dtype
-
-
-def kron_matvec(factors: Sequence[Tensor], x: Tensor) -> Tensor:
-    """Apply ``W = F_1 ⊗ … ⊗ F_k`` to the last dimension of ``x`` without forming W.
-
-    Factor i has shape (p_i, q_i); ``x[..., prod(q)]`` maps to ``[..., prod(p)]``.
-    Real and complex factors and inputs mix by ordinary type promotion.
-    """
-    if len(factors) == 0:
-        raise ValueError("kron_matvec needs at least one factor, got an empty list")
-    for i, f in enumerate(factors):
-        if f.dim() != 2:
-            raise ValueError(f"factor {i} must be a matrix (p, q), got shape {tuple(f.shape)}")
-    qs = [f.shape[1] for f in factors]
-    if x.shape[-1] != math.prod(qs):
-        raise ValueError(
-            f"x has last dimension {x.shape[-1]}, but the factors' column sizes {qs} "
-            f"multiply to {math.prod(qs)}"
-        )
-    dtype = _common_dtype(factors, x)
-    lead = x.shape[:-1]
-    y = x.to(dtype).reshape(-1, x.shape[-1])
-    done = 1  # product of the row sizes p_1..p_{i-1} already applied
-    for i, f in enumerate(factors):
-        p, q = f.shape
-        rest = math.prod(qs[i + 1 :])
-        # y viewed as (batch, done, q_i, rest): contract axis q_i with F_i.
-        y = torch.matmul(f.to(dtype), y.reshape(-1, done, q, rest))
-        done *= p
-        y = y.reshape(y.shape[0], -1)
-    return y.reshape(*lead, -1)
-
-
-def kron_dense(factors: Sequence[Tensor]) -> Tensor:
-    """The dense matrix ``F_1 ⊗ … ⊗ F_k`` (for analysis and tests only: it is O(N²))."""
-    w = factors[0]
-    for f in factors[1:]:
-        w = torch.kron(w, f)
-    return w
-
-
-def unitary_penalty(factors: Sequence[Tensor]) -> Tensor:
-    """Soft unitarity penalty ``Σ_i ‖F_iᴴ F_i − I‖_F²``; zero exactly when every factor has
-    orthonormal columns."""
-    total = factors[0].new_zeros((), dtype=factors[0].real.dtype)
-    for f in factors:
-        gram = f.mH @ f
-        eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
-        total = total + (gram - eye).abs().pow(2).sum()
-    return total
+__all__ = [
+    "kron_dense",
+    "kron_matvec",
+    "kron_matvec_stacked",
+    "kru_recurrence",
+    "modrelu",
+    "modrelu_recurrence",
+    "project",
+    "unitary_penalty",
+]
 
 
 def modrelu(z: Tensor, bias: Tensor, eps: float) -> Tensor:
@@ -84,22 +39,29 @@ def modrelu(z: Tensor, bias: Tensor, eps: float) -> Tensor:
     return z * torch.where(sq > 0, torch.relu(mag + bias) / mag, 0.0)
 
 
-def kru_recurrence(
-    ux: Tensor, h0: Tensor, factors: Sequence[Tensor], bias: Tensor, eps: float, last_only: bool = False
+def modrelu_recurrence(
+    ux: Tensor, h0: Tensor, apply_w: Callable[[Tensor], Tensor], bias: Tensor, eps: float, last_only: bool = False
 ) -> Tensor:
-    """The KRU recurrence over a whole sequence.
-
-    ``h_t = modReLU(W h_{t-1} + ux_t; bias)`` with ``W = ⊗ factors`` (complex).
+    """The recurrence of the complex cores over a whole sequence, for any recurrent map:
+    ``h_t = modReLU(W h_{t-1} + ux_t; bias)`` with ``apply_w(h) = W h`` on (B, N) complex h.
     ux: (B, T, N) complex input projections; h0: (B, N) complex; bias: (N,) real.
     Returns all hidden states, (B, T, N) complex, or with ``last_only`` the last one, (B, N).
     """
     h = h0
     out = []
     for u in ux.unbind(1):  # unbind, not ux[:, t]: slicing in a loop makes backward O(T²)
-        h = modrelu(kron_matvec(factors, h) + u, bias, eps)
+        h = modrelu(apply_w(h) + u, bias, eps)
         if not last_only:
             out.append(h)
     return h if last_only else torch.stack(out, dim=1)
+
+
+def kru_recurrence(
+    ux: Tensor, h0: Tensor, factors: Sequence[Tensor], bias: Tensor, eps: float, last_only: bool = False
+) -> Tensor:
+    """The KRU recurrence over a whole sequence: :func:`modrelu_recurrence` with
+    ``W = ⊗ factors`` (complex) applied by :func:`kron_matvec`; the oracle of the fused op."""
+    return modrelu_recurrence(ux, h0, lambda h: kron_matvec(factors, h), bias, eps, last_only)
 
 
 class _ThinLinear(torch.autograd.Function):
