@@ -6,9 +6,10 @@ import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import grad_norm, rank_zero_info, rank_zero_warn
-from torch import Tensor, nn
+from torch import Tensor
 
 from .checks import check_batch, check_forward_inputs, check_hyperparameters
+from .cores.base import RecurrentCore
 from .head import Head, TaskMetrics, detach_state
 from .task import TaskSpec
 
@@ -52,13 +53,23 @@ class SequenceModel(LightningModule):
         self._states: dict[str, object] = {}
         self.skipped_updates = 0  # updates dropped for a non-finite gradient (see on_before_optimizer_step)
 
-    def set_core(self, core: nn.Module) -> None:
+    def set_core(self, core: RecurrentCore, penalty_weight: float = 0.0) -> None:
+        """Attach the core (and the head sized to its features); ``penalty_weight`` scales the
+        core's ``penalty()`` in the training loss (0: no penalty)."""
+        if not isinstance(core, RecurrentCore):
+            raise TypeError(f"{type(self).__name__}'s core must be a kruzoo.cores.RecurrentCore "
+                            f"(the contract in kruzoo/cores/base.py), got {type(core).__name__}")
         self.core = core
         self.head = Head(core.feature_size, self.task)
+        self.penalty_weight = penalty_weight
 
     def penalty(self) -> Tensor | None:
-        """Extra training loss from the core's parameters (the KRU soft unitary penalty)."""
-        return None
+        """The weighted soft-constraint loss of the core (the KRU soft unitary penalty), or None
+        when the weight is 0 or the core has no penalty."""
+        if self.penalty_weight == 0:
+            return None
+        value = self.core.penalty()
+        return None if value is None else self.penalty_weight * value
 
     def recurrent_matrix(self) -> Tensor:
         return self.core.recurrent_matrix()

@@ -51,11 +51,6 @@ class KRU(SequenceModel):
         """
         super().__init__(task, optimizer, lr_scheduler)
         self.set_core(
-            KRUCore(self.task.input_size, hidden_size, factor_size, factor_shapes, freeze_recurrence, eps)
+            KRUCore(self.task.input_size, hidden_size, factor_size, factor_shapes, freeze_recurrence, eps),
+            penalty_weight,
         )
-        self.penalty_weight = penalty_weight
-
-    def penalty(self):
-        if self.penalty_weight == 0 or self.hparams.freeze_recurrence:
-            return None
-        return self.penalty_weight * self.core.penalty()

@@ -44,12 +44,4 @@ class KRULSTM(SequenceModel):
                 epoch; ReduceLROnPlateau monitors ``val/loss``).
         """
         super().__init__(task, optimizer, lr_scheduler)
-        if not isinstance(penalty_weight, (int, float)) or isinstance(penalty_weight, bool) or penalty_weight < 0:
-            raise ValueError(f"penalty_weight must be a non-negative number, got {penalty_weight!r}")
-        self.set_core(KRULSTMCore(self.task.input_size, hidden_size, factor_size, factor_shapes))
-        self.penalty_weight = penalty_weight
-
-    def penalty(self):
-        if self.penalty_weight == 0:
-            return None
-        return self.penalty_weight * self.core.penalty()
+        self.set_core(KRULSTMCore(self.task.input_size, hidden_size, factor_size, factor_shapes), penalty_weight)

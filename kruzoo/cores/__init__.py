@@ -1,7 +1,8 @@
-"""Recurrent cores: plain nn.Modules mapping (B, T, d) inputs (+ state) to (B, T, F) features
-(+ final state); with ``last_only=True`` only the last step's features, (B, 1, F). They know
-nothing about tasks or Lightning."""
+"""Recurrent cores: ``RecurrentCore`` nn.Modules (``base.py`` states the contract) mapping (B, T, d)
+inputs (+ state) to (B, T, F) features (+ final state); with ``last_only=True`` only the last
+step's features, (B, 1, F). They know nothing about tasks or Lightning."""
 
+from .base import RecurrentCore
 from .classic import TorchRecurrentCore
 from .complex import ComplexInputProjection, ComplexRecurrentCore, haar_unitary
 from .furnn import FURNNCore
@@ -16,6 +17,7 @@ __all__ = [
     "KRUCore",
     "KRULSTMCore",
     "KroneckerFactors",
+    "RecurrentCore",
     "TorchRecurrentCore",
     "URNNCore",
     "dft_matrix",

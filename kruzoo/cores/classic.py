@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from .base import RecurrentCore
+
 _MODULES = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
-class TorchRecurrentCore(nn.Module):
+class TorchRecurrentCore(RecurrentCore):
     """One torch.nn recurrent layer (batch first); features are its hidden states."""
 
     def __init__(self, kind: str, input_size: int, hidden_size: int):

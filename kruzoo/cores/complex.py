@@ -1,16 +1,18 @@
 """What the complex-state cores (KRU, uRNN, fuRNN) share: h_t = modReLU(W h_{t-1} + U x_t; b) with a
 complex input matrix U, read out as features [Re h; Im h]. The cores differ only in how W is
-parametrised and applied."""
+parametrised and applied; the loop is ``ops.modrelu_recurrence`` (KRU runs it as one op)."""
 
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
 from .. import ops
+from .base import RecurrentCore
 
 
 def haar_unitary(
@@ -40,10 +42,11 @@ class ComplexInputProjection(nn.Linear):
         return torch.view_as_complex(ops.project(x, self.weight).unflatten(-1, (-1, 2)))
 
 
-class ComplexRecurrentCore(nn.Module):
+class ComplexRecurrentCore(RecurrentCore):
     """Base of the complex cores: validates the size, holds U (``input_proj``) and runs the recurrence
-    step by step with ``recurrence()``'s W. A subclass registers its W parameters, then the modReLU
-    ``bias`` (registration order is the optimizer-state order that checkpoints rely on)."""
+    with ``recurrence()``'s W. A subclass registers its W parameters, then the modReLU ``bias``, then
+    its submodules (``RecurrentCore``'s parameter-order rule; ``parameters()`` lists the core's own
+    parameters first, then ``input_proj``'s, then those of later submodules such as ``h0``)."""
 
     bias: nn.Parameter
 
@@ -56,24 +59,27 @@ class ComplexRecurrentCore(nn.Module):
         self.eps = eps
         self.input_proj = ComplexInputProjection(input_size, hidden_size)
 
+    @abstractmethod
     def recurrence(self) -> Callable[[Tensor], Tensor]:
         """h ↦ W h for (..., N) complex h, with the current parameters (built once per sequence)."""
-        raise NotImplementedError
 
     def initial_state(self, batch_size: int, like: Tensor) -> Tensor:
-        """h_0 of a fresh sequence, (B, N) complex: zeros here; uRNN and fuRNN learn theirs."""
-        return like.new_zeros(batch_size, self.hidden_size)
+        """h_0 of a fresh sequence, (B, N) complex on ``like``'s device: zeros here (complex of the
+        parameters' precision); uRNN and fuRNN learn theirs."""
+        ctype = torch.complex128 if self.bias.dtype == torch.float64 else torch.complex64
+        return like.new_zeros(batch_size, self.hidden_size, dtype=ctype)
+
+    def hidden_states(self, x: Tensor, h0: Tensor, last_only: bool) -> Tensor:
+        """h_1..h_T, (B, T, N) complex, or with ``last_only`` h_T alone, (B, N): U x in one batched
+        matmul, then the reference loop with ``recurrence()``'s W."""
+        return ops.modrelu_recurrence(self.input_proj(x), h0, self.recurrence(), self.bias, self.eps, last_only)
 
     def forward(self, x: Tensor, state: Tensor | None = None, last_only: bool = False) -> tuple[Tensor, Tensor]:
-        ux = self.input_proj(x)
-        h = self.initial_state(x.shape[0], ux) if state is None else state
-        apply_w = self.recurrence()
-        out = []
-        for u in ux.unbind(1):  # unbind, not ux[:, t]: slicing in a loop makes backward O(T²)
-            h = ops.modrelu(apply_w(h) + u, self.bias, self.eps)
-            if not last_only:
-                out.append(h)
-        return features(h.unsqueeze(1) if last_only else torch.stack(out, dim=1)), h
+        h0 = self.initial_state(x.shape[0], x) if state is None else state
+        hs = self.hidden_states(x, h0, last_only)
+        if last_only:
+            return features(hs.unsqueeze(1)), hs
+        return features(hs), hs[:, -1]
 
 
 class LearnedInitialState(nn.Module):

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import ops
-from .complex import ComplexRecurrentCore, features, haar_unitary
+from .complex import ComplexRecurrentCore, haar_unitary
 
 
 def resolve_factor_shapes(
@@ -92,26 +92,23 @@ class KRUCore(ComplexRecurrentCore):
         return list(self.factors.parameters())
 
     def recurrent_matrix(self) -> Tensor:
-        return self.factors.dense()
+        with torch.no_grad():
+            return self.factors.dense()
 
-    def penalty(self) -> Tensor:
+    def penalty(self) -> Tensor | None:
+        if not any(w.requires_grad for w in self.factors.weights):
+            return None  # a frozen recurrence (``freeze_recurrence``) has nothing to regularise
         return self.factors.penalty()
 
     def recurrence(self):
         factors = self.factors.complex()
         return lambda h: ops.kron_matvec(factors, h)
 
-    def forward(self, x: Tensor, state: Tensor | None = None, last_only: bool = False) -> tuple[Tensor, Tensor]:
+    def hidden_states(self, x: Tensor, h0: Tensor, last_only: bool) -> Tensor:
         # The whole recurrence in one op (fused kernel, or the reference loop), not the base's loop;
         # U x_t is computed inside the op's steps where that pays (narrow inputs on the CPU).
-        if state is None:
-            ctype = torch.complex128 if self.bias.dtype == torch.float64 else torch.complex64
-            state = x.new_zeros(x.shape[0], self.hidden_size, dtype=ctype)
         # last_only: only h_{T-1} leaves the op, so backward gets no (B, T, N) gradient of zeros
         # (features of every step, then sliced, cost ≈1.8x the step time on pixel MNIST).
-        out = ops.kru_recurrence_projected(
-            x, self.input_proj.weight, state, self.factors.complex(), self.bias, self.eps, last_only
+        return ops.kru_recurrence_projected(
+            x, self.input_proj.weight, h0, self.factors.complex(), self.bias, self.eps, last_only
         )
-        if last_only:
-            return features(out.unsqueeze(1)), out
-        return features(out), out[:, -1]

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from .. import ops
+from .base import RecurrentCore
 from .kru import resolve_factor_shapes
 
 GATES = ("input", "forget", "cell", "output")  # torch.nn.LSTM's order of the stacked gate blocks
@@ -23,26 +23,7 @@ def haar_orthogonal(p: int, q: int, generator: torch.Generator | None = None) ->
     return (q_ if p >= q else q_.mT).to(torch.float32).contiguous()  # kron needs contiguous factors
 
 
-def gate_kron_matvec(factors: Sequence[Tensor], h: Tensor) -> Tensor:
-    """All gates' (F_1^g ⊗ … ⊗ F_k^g) h at once: factor i stacked over the G gates is (G, p_i, q_i);
-    h is (B, N); returns (B, G·N), gate-major.
-
-    The same contraction as ``ops.kron_matvec`` (same index convention), batched over the gates so
-    a step costs k matmuls instead of G·k: small per-op overheads dominate at these sizes.
-    """
-    qs = [f.shape[2] for f in factors]
-    B, G = h.shape[0], factors[0].shape[0]
-    y = h.unsqueeze(1).expand(B, G, h.shape[-1])
-    done = 1  # product of the row sizes p_1..p_{i-1} already applied
-    for i, f in enumerate(factors):
-        _, p, q = f.shape
-        # y viewed as (B, G, done, q_i, rest), F_i^g broadcast over batch and `done`: contract q_i.
-        y = torch.matmul(f.unsqueeze(1), y.reshape(B, G, done, q, math.prod(qs[i + 1 :])))
-        done *= p
-    return y.reshape(B, -1)
-
-
-class KRULSTMCore(nn.Module):
+class KRULSTMCore(RecurrentCore):
     """LSTM with gates z = U x_t + b + [W_i h; W_f h; W_g h; W_o h], each W_* = F_1 ⊗ … ⊗ F_k real.
 
     c_t = σ(f) c_{t-1} + σ(i) tanh(g), h_t = σ(o) tanh(c_t); features are h_t. The factors start
@@ -91,7 +72,7 @@ class KRULSTMCore(nn.Module):
         stacked = [torch.stack(per_gate) for per_gate in zip(*self.gate_factors)]
         out = []
         for gx in gates_x.unbind(1):  # unbind, not x[:, t]: slicing in a loop makes backward O(T²)
-            i, f, g, o = (gx + gate_kron_matvec(stacked, h)).chunk(4, dim=-1)
+            i, f, g, o = (gx + ops.kron_matvec_stacked(stacked, h)).chunk(4, dim=-1)
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
             h = torch.sigmoid(o) * torch.tanh(c)
             if not last_only:
