@@ -332,6 +332,49 @@ def test_public_dispatch_and_reference_switch(monkeypatch):
     torch.testing.assert_close(out, out_ref, rtol=1e-10, atol=1e-10)
 
 
+def test_the_backend_is_chosen_once_from_the_device(monkeypatch):
+    """``select_backend`` is the one choice: the CPU op for CPU tensors, the reference when forced or
+    for tensors on several devices; a backend registered for another device is used by every public
+    op without any change to them (what a Triton or MPS backend would be)."""
+    import kruzoo.ops as ops
+    from kruzoo.ops import backend as backend_module
+
+    cpu = torch.zeros(1)
+    assert ops.select_backend(cpu).name == "cpu-op"
+    assert ops.select_backend(cpu, torch.zeros(1, device="meta")) is ops.REFERENCE
+    monkeypatch.setenv("KRUZOO_REFERENCE_OPS", "1")
+    assert ops.select_backend(cpu) is ops.REFERENCE
+    monkeypatch.delenv("KRUZOO_REFERENCE_OPS")
+
+    calls = []
+
+    class Recording(ops.Backend):
+        name = "recording"
+
+        def supports(self, device):
+            return device.type == "cpu"
+
+        def kron_matvec(self, factors, x):
+            calls.append("kron_matvec")
+            return reference.kron_matvec(factors, x)
+
+        def kru_recurrence(self, ux, h0, factors, bias, eps, last_only=False):
+            calls.append("kru_recurrence")
+            return reference.kru_recurrence(ux, h0, factors, bias, eps, last_only)
+
+    monkeypatch.setattr(backend_module, "_BACKENDS", [])
+    ops.register_backend(Recording())
+    with pytest.raises(ValueError, match="already registered"):
+        ops.register_backend(Recording())
+    assert [b.name for b in ops.backends()] == ["recording", "reference"]
+    ux, h0, factors, bias = make_inputs([(2, 2)] * 2, 2, 3, seed=4)
+    ops.kron_matvec(factors, h0)
+    ops.kru_recurrence(ux, h0, factors, bias, 1e-5)
+    x, w = torch.randn(2, 3, 2, dtype=torch.float64), torch.randn(8, 2, dtype=torch.float64)
+    ops.kru_recurrence_projected(x, w, h0, factors, bias, 1e-5)  # default: batched projection first
+    assert calls == ["kron_matvec", "kru_recurrence", "kru_recurrence"]
+
+
 def test_build_failure_falls_back_with_one_warning():
     code = textwrap.dedent(
         """
