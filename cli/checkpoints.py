@@ -19,12 +19,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
 
+from kruzoo import pretrained
+from kruzoo.checks import state_dict_mismatches
+from kruzoo.models import loading
+from kruzoo.models.registry import get_model_class
+
+from .names import CONFIG_DIR
+
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-PRETRAINED = "pretrained:"
+PRETRAINED = pretrained.PREFIX
 
 
 class CheckpointArgumentError(ValueError):
@@ -55,35 +61,21 @@ def subcommand_index(args: list[str]) -> int | None:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """A checkpoint's contents, ``weights_only=True``; a clear error for a missing or broken file."""
+    """A checkpoint's contents (kruzoo.models.loading.read_checkpoint); a clear error for a missing file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointArgumentError(f"checkpoint {path} does not exist (expected a .ckpt file or pretrained:NAME; "
                                       "`kruzoo list` names the pretrained entries)")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - truncation shows up as RuntimeError, EOFError, …
-        raise CheckpointArgumentError(f"{path} is not a readable checkpoint: it is truncated or corrupt "
-                                      f"({type(error).__name__}: {str(error).split('. ')[0]})") from error
-
-
-def checkpoint_file(source: str) -> Path:
-    """The file behind ``pretrained:NAME`` (sha256 checked) or a path."""
-    if source.startswith(PRETRAINED):
-        from kruzoo import pretrained  # noqa: PLC0415
-
-        return pretrained.path(source.removeprefix(PRETRAINED))
-    return Path(source)
+    return loading.read_checkpoint(path)
 
 
 def _model_section(checkpoint: dict, fallback_class: str | None = None) -> dict:
-    class_path = checkpoint.get("kruzoo_model") or checkpoint.get("hyper_parameters", {}).get("_class_path")
-    class_path = class_path or fallback_class
+    class_path = loading.recorded_class_path(checkpoint) or fallback_class
     if class_path is None:
         raise CheckpointArgumentError("the checkpoint does not say which model wrote it (no kruzoo_model): "
                                       "give --config or --model")
-    hparams = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items()
-               if not k.startswith("_") and k not in ("task", "optimizer", "lr_scheduler")}
+    hparams = {k: v for k, v in loading.model_hparams(checkpoint).items()
+               if k not in ("task", "optimizer", "lr_scheduler")}
     return {"class_path": class_path, "init_args": hparams}
 
 
@@ -98,15 +90,10 @@ def _run_config(ckpt: Path) -> dict | None:
 def inferred_arguments(source: str, subcommand: str) -> list[str]:
     """The ``--config``/``--model``/``--data`` arguments that ``source`` (pretrained:NAME or a
     checkpoint file) implies."""
-    from .names import CONFIG_DIR  # noqa: PLC0415
-
-    path = checkpoint_file(source)
+    path = pretrained.resolve(source)
     checkpoint = load_checkpoint(path)
     out: list[str] = []
     if source.startswith(PRETRAINED):
-        from kruzoo import pretrained  # noqa: PLC0415
-        from kruzoo.registry import get_model_class  # noqa: PLC0415
-
         entry = pretrained.info(source.removeprefix(PRETRAINED))
         config = CONFIG_DIR / str(entry.get("config", "")).removeprefix("configs/")
         if config.is_file() and config.suffix == ".yaml":
@@ -162,20 +149,17 @@ def prepare_arguments(args: list[str]) -> list[str]:
 def init_from(model, source: str) -> None:
     """Load the weights of ``source`` (pretrained:NAME or a checkpoint file) into ``model``; the
     model's class and every parameter's shape must match."""
-    checkpoint = load_checkpoint(checkpoint_file(source))
-    saved = checkpoint.get("kruzoo_model") or "?"
+    checkpoint = load_checkpoint(pretrained.resolve(source))
+    saved = loading.recorded_class_path(checkpoint) or "?"
     if saved.rsplit(".", 1)[-1] != type(model).__name__:
         raise CheckpointArgumentError(
             f"--init_from {source}: the checkpoint is a {saved}, the model here is {type(model).__name__}; "
             f"drop --model/--config to take the checkpoint's model, or give --model {saved.rsplit('.', 1)[-1]}"
         )
-    own, theirs = model.state_dict(), checkpoint.get("state_dict", {})
-    problems = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-                for k, v in theirs.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
-    problems += [f"{k}: missing from the checkpoint" for k in own if k not in theirs]
-    problems += [f"{k}: not in the model" for k in theirs if k not in own]
+    theirs = checkpoint.get("state_dict", {})
+    problems = state_dict_mismatches(model.state_dict(), theirs, unexpected=True)
     if problems:
-        hp = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if not k.startswith("_")}
+        hp = loading.model_hparams(checkpoint)
         raise CheckpointArgumentError(
             f"--init_from {source} does not fit this {type(model).__name__} ({'; '.join(problems[:3])}); "
             f"it was trained with {hp}"

@@ -38,6 +38,9 @@ import yaml
 from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from kruzoo import pretrained
+from kruzoo.models import loading
+
 ALLOWABLE = {"lr": None, "max_steps": "trainer.max_steps", "max_epochs": "trainer.max_epochs",
              "max_time": "trainer.max_time", "lr_scheduler": None}
 FREE_PREFIXES = ("trainer.", "checkpoint.", "resume_checkpoint.", "seed_everything", "ckpt_path", "weights_only",
@@ -244,8 +247,6 @@ def _current_config(cli, cfg) -> dict:
 def before_instantiate(cli) -> Plan:
     """Resolve ``--ckpt_path last`` (or refuse), check a resume's config, lock the run, and point
     the TensorBoard logger at ``runs/<DataModule>-<Model>/version_k``."""
-    from kruzoo import pretrained  # noqa: PLC0415 - keeps this module importable without the zoo
-
     subcommand = cli.subcommand
     plan = Plan(subcommand or "")
     cfg = cli.config.get(subcommand) if subcommand else cli.config
@@ -255,8 +256,8 @@ def before_instantiate(cli) -> Plan:
     if subcommand and subcommand != "fit":  # never the fit's config.yaml
         cli.save_config_kwargs = dict(cli.save_config_kwargs, config_filename=f"config_{subcommand}.yaml")
     ckpt_path = cfg.get("ckpt_path")
-    if isinstance(ckpt_path, str) and ckpt_path.startswith("pretrained:"):
-        cfg.ckpt_path = ckpt_path = str(pretrained.path(ckpt_path.removeprefix("pretrained:")))
+    if isinstance(ckpt_path, str) and ckpt_path.startswith(pretrained.PREFIX):
+        cfg.ckpt_path = ckpt_path = str(pretrained.resolve(ckpt_path))
     if subcommand and subcommand != "fit" and cfg.trainer.logger is False and not cfg.trainer.default_root_dir:
         cli.save_config_callback = None  # no run folder: a record would only litter the working folder
     if cfg.trainer.logger not in (None, True):  # the user's own logger: no run folder to manage
@@ -306,8 +307,8 @@ def before_instantiate(cli) -> Plan:
 
 def _checkpoint_step(path: Path) -> int | None:
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step"))
-    except Exception:  # noqa: BLE001 - an unreadable file was reported by parse_arguments already
+        return int(loading.read_checkpoint(path, mmap=True).get("global_step"))
+    except (OSError, ValueError, TypeError):  # an unreadable file was reported by parse_arguments already
         return None
 
 

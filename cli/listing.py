@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 
+from kruzoo import pretrained
+
 from .names import DATAMODULES, datamodule_classes, model_classes, packaged_configs
 
 
@@ -15,8 +17,6 @@ def _first_line(obj, width: int = 90) -> str:
 
 
 def listing() -> str:
-    from kruzoo import pretrained  # noqa: PLC0415
-
     lines = ["models (--model NAME, e.g. --model kru; --model.help NAME lists its arguments):"]
     for name, cls in model_classes().items():
         lines.append(f"  {name:<10} kruzoo.models.{cls.__name__:<8} {_first_line(cls)}")

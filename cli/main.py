@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
-import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
-import kruzoo.models  # noqa: F401 - registers the zoo: --model KRU resolves by class name
 from kruzoo.datamodules import SequenceDataModule
+from kruzoo.models import loading  # importing kruzoo.models registers the zoo: --model KRU resolves
 from kruzoo.runtime import configure_cpu
 from kruzoo.sequence_model import SequenceModel
 
@@ -42,20 +42,18 @@ class KruzooCLI(CLIExtras, LightningCLI):
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path and Path(ckpt_path).is_file():
-            try:
-                torch.load(ckpt_path, weights_only=True, map_location="cpu")
-            except Exception as error:  # noqa: BLE001 - truncation shows up as RuntimeError, EOFError, …
-                detail = str(error).split(". ")[0] or "no details"
-                raise ValueError(
-                    f"--ckpt_path {ckpt_path} is not a readable checkpoint: it is truncated or corrupt "
-                    f"({type(error).__name__}: {detail}); use another checkpoint, e.g. an earlier "
-                    f"last.ckpt or a best-*.ckpt"
-                ) from error
+            loading.read_checkpoint(ckpt_path, label=f"--ckpt_path {ckpt_path}",
+                                    advice="use another checkpoint, e.g. an earlier last.ckpt or a best-*.ckpt")
 
     def _parse_ckpt_path(self) -> None:
-        # Lightning would re-parse the model from the checkpoint's hyperparameters, which resets
-        # every init arg they lack (the optimizer: a resumed RMSprop run silently became Adam).
-        # The config given is authoritative; SequenceModel.on_load_checkpoint refuses a mismatch.
+        """Off: the config given is authoritative. Lightning's version re-parses ``model`` from the
+        checkpoint's hyperparameters (their ``_class_path``, e.g. ``kruzoo.models.rnn.RNN``, is
+        another string than the config's ``kruzoo.models.RNN``, so jsonargparse resets every init
+        arg to its default: a resumed RMSprop run silently became Adam). There is no public switch
+        for it (``load_from_checkpoint_support=False`` changes what checkpoints record, not this);
+        tests/test_cli_main.py pins that LightningCLI still calls this method and that a resume
+        keeps the run's optimizer. SequenceModel.on_load_checkpoint refuses another model or other
+        sizes, and cli/integrity.py a config that differs from the run's."""
         return
 
     def before_instantiate_classes(self):
@@ -88,40 +86,50 @@ class KruzooCLI(CLIExtras, LightningCLI):
                   f"(last.ckpt for resuming, best: {best})", flush=True)
 
 
+def build_cli(args: list[str], run: bool = True, **kwargs: Any) -> KruzooCLI:
+    """The ``kruzoo`` command's LightningCLI on ``args`` (already past :func:`prepare_arguments`):
+    every model and datamodule by class path, seed 1234 unless given. ``run=False`` parses and
+    instantiates only (``cli.model``, ``cli.datamodule``), as ``kruzoo spectrum`` does for a config."""
+    return KruzooCLI(SequenceModel, SequenceDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                     seed_everything_default=1234, args=args, run=run, **kwargs)
+
+
 def main(args=None) -> KruzooCLI | None:
     configure_cpu()  # flush denormals, reuse freed memory (kruzoo/runtime.py says why)
     quiet_third_party_warnings()
     put_working_folder_on_path()  # --data my_module.MyDataModule from the working folder
     args = list(sys.argv[1:] if args is None else args)
+    # The other commands, imported only when asked for (report and spectrum sit above the CLI: they use it).
     if args[:1] == ["list"]:  # models, datamodules, configs, pretrained entries
-        from .listing import main as list_main  # noqa: PLC0415
+        from .listing import main as list_main
 
         list_main()
         return None
     if args[:1] == ["report"]:  # learning curves, spectrum, parameter counts of a run folder
-        from .report import main as report_main  # noqa: PLC0415
+        from .report import main as report_main
 
         report_main(args[1:])
         return None
+    if args[:1] == ["spectrum"]:  # eigenvalues of a checkpoint's, pretrained entry's or config's recurrence
+        from .spectrum import main as spectrum_main
+
+        spectrum_main(args[1:])
+        return None
     args = prepare_arguments(args)  # short names, a checkpoint alone (cli/extras.py)
-    return KruzooCLI(
-        SequenceModel,
-        SequenceDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        seed_everything_default=1234,
+    return build_cli(
+        args,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"description": "Train and evaluate the zoo's recurrent models (LightningCLI). Two more "
+        parser_kwargs={"description": "Train and evaluate the zoo's recurrent models (LightningCLI). Three more "
                                       "commands: `kruzoo list` (models, datamodules, configs, pretrained "
-                                      "entries) and `kruzoo report RUN_DIR` (curves, spectrum, counts)."},
-        args=args,
+                                      "entries), `kruzoo report RUN_DIR` (curves, spectrum, counts) and "
+                                      "`kruzoo spectrum CKPT|pretrained:NAME|CONFIG` (eigenvalues)."},
     )
 
 
 def entry_point() -> None:
     """The console script: a failure is one ``kruzoo: error:`` line and a few lines of context; the
     traceback only with ``--debug`` or ``KRUZOO_DEBUG=1`` (cli/errors.py)."""
-    from .errors import run  # noqa: PLC0415
+    from .errors import run
 
     sys.exit(run())
 

@@ -1,6 +1,6 @@
 """Short names on the command line, resolved before LightningCLI parses the arguments.
 
-- ``--model kru`` / ``--model KRU`` (any registered name of :mod:`kruzoo.registry`, or a zoo class
+- ``--model kru`` / ``--model KRU`` (any registered name of :mod:`kruzoo.models.registry`, or a zoo class
   name in any case) becomes ``--model kruzoo.models.KRU``; ``--model.help kru`` likewise.
 - ``--data adding`` (a short name of :data:`DATAMODULES`, or a datamodule class name with or
   without ``DataModule``, in any case) becomes ``--data kruzoo.datamodules.AddingDataModule``.
@@ -14,6 +14,9 @@ A value that names a file or a dotted import path (``my_module.MyDataModule``) i
 from __future__ import annotations
 
 from pathlib import Path
+
+import kruzoo.datamodules as dms
+from kruzoo.models.registry import get_model_class, list_models
 
 # The configs: the repo's configs/ in a checkout (editable install), kruzoo/configs/ in a wheel.
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -33,15 +36,11 @@ DATAMODULES: dict[str, str] = {
 
 def model_classes() -> dict[str, type]:
     """Registered name -> model class (``kru`` -> ``kruzoo.models.KRU``)."""
-    from kruzoo.registry import get_model_class, list_models  # noqa: PLC0415
-
     return {name: get_model_class(name) for name in list_models()}
 
 
 def datamodule_classes() -> dict[str, type]:
     """Class name -> class of every datamodule of :mod:`kruzoo.datamodules` one can train on."""
-    import kruzoo.datamodules as dms  # noqa: PLC0415
-
     abstract = {"SequenceDataModule", "GeneratedDataModule"}
     return {name: getattr(dms, name) for name in dms.__all__ if name.endswith("DataModule") and name not in abstract}
 

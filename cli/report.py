@@ -6,7 +6,7 @@ From a run folder (``runs/<DataModule>-<Model>/version_k``: TensorBoard events, 
 - ``curves.png``: the training loss per step and the validation loss at each validation, with the
   task's baseline (the datamodule's ``baseline``, when it has one) as a dashed line;
 - ``spectrum.png``: the eigenvalues of the recurrent matrix of the run's last checkpoint
-  (``kruzoo.spectrum``);
+  (``kruzoo spectrum``, cli/spectrum.py);
 - ``report.md``: model, data, parameter counts, the last and best validation loss and their
   steps, the baseline, and the two figures.
 """
@@ -16,10 +16,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
 import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from kruzoo.datamodules import datamodule_from_config
+from kruzoo.models import loading
+
+from .spectrum import save_spectrum
 
 
 class ReportError(ValueError):
@@ -53,15 +57,13 @@ def _checkpoint(run_dir: Path) -> Path:
 
 
 def _datamodule(checkpoint: dict, run_dir: Path):
-    from kruzoo.pretrained import build_datamodule  # noqa: PLC0415
-
     spec = checkpoint.get("kruzoo_data")
     if not spec and (run_dir / "config.yaml").is_file():
         spec = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("data")
     if not spec:
         return None, None
     try:
-        return spec, build_datamodule(spec)
+        return spec, datamodule_from_config(spec)
     except Exception:  # noqa: BLE001 - a datamodule that cannot be built here (data elsewhere): no baseline
         return spec, None
 
@@ -92,8 +94,6 @@ def curves_figure(scalars: dict, baseline: float | None, loss_name: str) -> Figu
 
 def report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write curves.png, spectrum.png and report.md for ``run_dir``; returns the report's path."""
-    from kruzoo.spectrum import load_checkpoint_model, save_spectrum  # noqa: PLC0415
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir} is not a folder: give a run folder such as runs/CopyMemoryDataModule-KRU/version_0")
@@ -102,8 +102,8 @@ def report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     if not scalars.get("val/loss") and not scalars.get("train/loss_step"):
         raise ReportError(f"{run_dir}: its events hold no train/loss_step or val/loss yet")
     ckpt_path = _checkpoint(run_dir)
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    model = load_checkpoint_model(ckpt_path)
+    checkpoint = loading.read_checkpoint(ckpt_path)
+    model = loading.load_model(checkpoint)
     spec, datamodule = _datamodule(checkpoint, run_dir)
     baseline = getattr(datamodule, "baseline", None) if datamodule is not None else None
     baseline = float(baseline) if isinstance(baseline, (int, float)) else None

@@ -1,8 +1,10 @@
 """Eigenvalue spectra of recurrent matrices: soft (KRU, penalty) versus strict (uRNN, fuRNN) unitarity.
 
-``python -m kruzoo.spectrum CKPT_OR_CONFIG_OR_pretrained:NAME --out spectrum.png [--model NAME]`` plots the spectrum of
-a checkpoint's (or a config's freshly initialised) ``recurrent_matrix()``; the ``SpectrumPlot``
-callback saves one into the log dir at the end of every validation epoch.
+``kruzoo spectrum CKPT_OR_CONFIG_OR_pretrained:NAME --out spectrum.png [--model NAME]`` (also
+``python -m kruzoo.spectrum …``) plots the spectrum of a checkpoint's (or a config's freshly
+initialised) ``recurrent_matrix()``; the ``SpectrumPlot`` callback saves one into the log dir at
+the end of every validation epoch. Analysis code: it sits above the CLI (a config is parsed by the
+``kruzoo`` command's parser) and the base package knows nothing of it.
 
 Each figure has two panels: the eigenvalues in the complex plane with the unit circle, and their
 moduli sorted in decreasing order against the line |λ| = 1. Stacked gate matrices (LSTM, GRU,
@@ -12,7 +14,6 @@ KRU-LSTM: (kN, N)) are split into their k square blocks, one series per gate.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from pathlib import Path
@@ -24,8 +25,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from .registry import get_model_class
-from .sequence_model import SequenceModel
+from kruzoo import pretrained
+from kruzoo.models import loading
+from kruzoo.sequence_model import SequenceModel
+
+from .main import build_cli
 
 
 def square_blocks(matrix: Tensor) -> list[Tensor]:
@@ -81,79 +85,23 @@ def save_spectrum(matrix: Tensor, out: str | Path, title: str = "") -> Path:
     return out
 
 
-def _class_from_path(class_path: str) -> type:
-    module_name, _, name = class_path.rpartition(".")
-    module_name = module_name or "kruzoo.models"  # a bare class name: one of the zoo's models
-    try:
-        cls = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError, ValueError) as e:
-        raise ValueError(f"cannot import the model class {class_path!r} stored in the checkpoint: {e}") from e
-    if not (isinstance(cls, type) and issubclass(cls, SequenceModel)):
-        raise ValueError(f"{class_path!r} is not a kruzoo SequenceModel subclass")
-    return cls
-
-
-def load_checkpoint_model(path: str | Path, model: str | None = None) -> SequenceModel:
-    """A model from a Lightning checkpoint, loaded with ``weights_only=True``.
-
-    The class is the registered ``model`` name if given, else the ``_class_path`` that the CLI
-    stores in the checkpoint's hyper_parameters.
-    """
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - truncation shows up as RuntimeError, EOFError, …
-        detail = str(error).split(". ")[0] or "no details"
-        raise ValueError(f"{path} is not a readable checkpoint: it is truncated or corrupt "
-                         f"({type(error).__name__}: {detail})") from error
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ValueError(f"{path} is not a Lightning checkpoint (no 'state_dict' entry)")
-    hparams = dict(checkpoint.get("hyper_parameters", {}))
-    class_path = hparams.pop("_class_path", None) or checkpoint.get("kruzoo_model")  # SequenceModel saves it
-    hparams.pop("_instantiator", None)
-    if model is not None:
-        cls = get_model_class(model)
-    elif class_path is not None:
-        cls = _class_from_path(class_path)
-    else:
-        raise ValueError(
-            f"{path} does not record its model class (no '_class_path' in hyper_parameters: it was "
-            "not saved by the kruzoo CLI); pass --model NAME"
-        )
-    instance = cls(**hparams)
-    instance.load_state_dict(checkpoint["state_dict"])
-    return instance
-
-
 def load_config_model(path: str | Path) -> SequenceModel:
-    """The model a ``configs/<task>/<model>.yaml`` builds (initialisation, seeded as in a run)."""
-    from kruzoo.cli import KruzooCLI  # the real CLI parser, so every config syntax works
-    from kruzoo.datamodules import SequenceDataModule
-
-    cli = KruzooCLI(
-        SequenceModel,
-        SequenceDataModule,
-        run=False,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        seed_everything_default=1234,
-        args=["--config", str(path), "--trainer.logger", "false"],
-    )
-    return cli.model
+    """The model a ``configs/<task>/<model>.yaml`` builds (initialisation, seeded as in a run), parsed
+    by the ``kruzoo`` command's own parser (cli/main.py), so every config syntax works."""
+    return build_cli(["--config", str(path), "--trainer.logger", "false"], run=False).model
 
 
-def load_model(path: str | Path, model: str | None = None) -> SequenceModel:
-    if isinstance(path, str) and path.startswith("pretrained:"):  # a shipped checkpoint, by name
-        from . import pretrained  # noqa: PLC0415
-
-        path = pretrained.path(path.removeprefix("pretrained:"))
-    path = Path(path)
+def load_model(source: str | Path, model: str | None = None) -> SequenceModel:
+    """The model of a checkpoint, ``pretrained:NAME`` or a config (``.yaml``); ``model``: a registered
+    name, for checkpoints that record no class (kruzoo.models.loading)."""
+    path = pretrained.resolve(source)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint or config file at {path}")
     if path.suffix in (".yaml", ".yml"):
         if model is not None:
             raise ValueError("--model applies to checkpoints; a config names its model class itself")
         return load_config_model(path)
-    return load_checkpoint_model(path, model)
+    return loading.load_model(path, model)
 
 
 class SpectrumPlot(Callback):
@@ -171,7 +119,7 @@ class SpectrumPlot(Callback):
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(prog="python -m kruzoo.spectrum", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="kruzoo spectrum", description=__doc__.split("\n\n")[0])
     parser.add_argument("path", help="a Lightning checkpoint (.ckpt) or a config (.yaml)")
     parser.add_argument("--out", default="spectrum.png", help="PNG file to write (default: spectrum.png)")
     parser.add_argument("--model", default=None, help="registered model name, for checkpoints without a class path")
@@ -185,7 +133,7 @@ def main(argv: list[str] | None = None) -> Path:
               f"traceback)", file=sys.stderr)
         raise SystemExit(1) from None
     out = save_spectrum(model.recurrent_matrix(), args.out, f"{type(model).__name__}: {Path(args.path).name}")
-    print(f"kruzoo.spectrum: wrote {out}")
+    print(f"kruzoo spectrum: wrote {out}")
     return out
 
 

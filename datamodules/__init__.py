@@ -1,7 +1,7 @@
 """Benchmarks as LightningDataModules: one file per benchmark plus the shared base."""
 
 from .adding import AddingDataModule
-from .base import GeneratedDataModule, GeneratedDataset, SequenceDataModule
+from .base import GeneratedDataModule, GeneratedDataset, SequenceDataModule, datamodule_from_config
 from .copy_memory import CopyMemoryDataModule
 from .mnist import PixelMNISTDataModule
 from .polyphonic import PolyphonicMusicDataModule
@@ -18,4 +18,5 @@ __all__ = [
     "PolyphonicMusicDataModule",
     "SequenceDataModule",
     "TIMITDataModule",
+    "datamodule_from_config",
 ]

@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 
 from kruzoo.task import TaskSpec
 
-from .base import SequenceDataModule
+from .base import SequenceDataModule, pad_collate
 from .download import CorruptDataError, DataNotFoundError, download_file, _check_sha256
 
 NUM_KEYS = 88
@@ -221,20 +221,6 @@ class PianoRollDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         roll = self.rolls[i].to(torch.float32)
         return {"inputs": roll[:-1], "targets": roll[1:]}
-
-
-def pad_collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Zero-pad to the longest sequence of the batch; ``mask`` marks the real steps."""
-    lengths = torch.tensor([len(item["inputs"]) for item in items])
-    longest = int(lengths.max())
-    batch = {}
-    for key in ("inputs", "targets"):
-        padded = items[0][key].new_zeros((len(items), longest, *items[0][key].shape[1:]))
-        for b, item in enumerate(items):
-            padded[b, : len(item[key])] = item[key]
-        batch[key] = padded
-    batch["mask"] = torch.arange(longest)[None, :] < lengths[:, None]
-    return batch
 
 
 class PolyphonicMusicDataModule(SequenceDataModule):

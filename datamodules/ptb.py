@@ -9,11 +9,10 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import IterableDataset, get_worker_info
-from torchdata.stateful_dataloader import StatefulDataLoader
 
 from kruzoo.task import TaskSpec
 
-from .base import SequenceDataModule, _positive
+from .base import SequenceDataModule, positive_int
 from .download import CorruptDataError, corrupt_file_advice, ensure_files
 
 NEWLINE = "\n"
@@ -142,11 +141,13 @@ class PTBCharDataModule(SequenceDataModule):
     (see :class:`StreamWindows`), in order and never shuffled: the task is stateful.
     """
 
+    items_are_batches = True  # StreamWindows yields whole (batch_size streams × bptt) batches
+
     def __init__(self, data_dir: str = "data/ptb", bptt: int = 30, download: bool = False,
                  batch_size: int = 50, num_workers: int = 0):
         super().__init__(batch_size, num_workers)
         self.data_dir = Path(data_dir)
-        self.bptt = _positive("bptt", bptt)
+        self.bptt = positive_int("bptt", bptt)
         self.download = download
         self.vocabulary: list[str] | None = None
         self._sharding: tuple[int, int] | None = None  # (rank, world size) the streams were cut for
@@ -182,13 +183,3 @@ class PTBCharDataModule(SequenceDataModule):
         for split, name in SPLIT_FILES.items():
             ids = encode(symbols[split], vocabulary, str(self.data_dir / name))
             self.datasets[split] = StreamWindows(ids, len(vocabulary), self.batch_size, self.bptt)
-
-    def _loader(self, split: str, shuffle: bool) -> StatefulDataLoader:
-        if split not in self.datasets:
-            self.setup("fit" if split in ("train", "val") else "test")
-        return StatefulDataLoader(
-            self.datasets[split],
-            batch_size=None,  # items are whole batches of windows
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )

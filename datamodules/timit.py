@@ -43,7 +43,7 @@ from torch.utils.data import Dataset
 
 from kruzoo.task import TaskSpec
 
-from .base import SequenceDataModule
+from .base import SequenceDataModule, pad_collate
 from .download import CorruptDataError, DataNotFoundError
 
 SAMPLE_RATE = 16_000
@@ -290,18 +290,6 @@ class TIMITFrames(Dataset):
         return {"inputs": self.features[i], "targets": self.labels[i], "mask": self.masks[i]}
 
 
-def pad_collate_masked(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Zero-pad a batch of utterances; ``mask`` is each item's mask, False on the padding."""
-    longest = max(len(item["inputs"]) for item in items)
-    inputs = torch.zeros(len(items), longest, items[0]["inputs"].shape[1])
-    targets = torch.zeros(len(items), longest, dtype=torch.long)
-    mask = torch.zeros(len(items), longest, dtype=torch.bool)
-    for b, item in enumerate(items):
-        n = len(item["inputs"])
-        inputs[b, :n], targets[b, :n], mask[b, :n] = item["inputs"], item["targets"], item["mask"]
-    return {"inputs": inputs, "targets": targets, "mask": mask}
-
-
 PROTOCOLS = ("paper", "speakers")
 
 
@@ -342,7 +330,7 @@ class TIMITDataModule(SequenceDataModule):
     ``setup`` (tens of seconds on the full corpus) and kept in memory.
     """
 
-    collate_fn = staticmethod(pad_collate_masked)
+    collate_fn = staticmethod(pad_collate)
 
     def __init__(self, data_dir: str = "data/timit", protocol: str = "paper", core_test: bool = False,
                  include_sa: bool = True, val_utterances: int = 184, val_fraction: float = 0.1, val_seed: int = 0,

@@ -139,3 +139,14 @@ def _find_sample(datamodule, split: str, key: str, limit: int = 200_000) -> int 
     except Exception:  # noqa: BLE001 - locating is best effort; the error is raised anyway
         return None
     return None
+
+
+def state_dict_mismatches(own: dict[str, Tensor], theirs: dict[str, Tensor], unexpected: bool = False) -> list[str]:
+    """``key: checkpoint (shape) vs model (shape)`` and ``key: missing from the checkpoint`` lines (and,
+    with ``unexpected``, ``key: not in the model``) between a model's and a checkpoint's state dicts."""
+    problems = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+                for k, v in theirs.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    problems += [f"{k}: missing from the checkpoint" for k in own if k not in theirs]
+    if unexpected:
+        problems += [f"{k}: not in the model" for k in theirs if k not in own]
+    return problems

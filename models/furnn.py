@@ -8,8 +8,9 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from kruzoo.cores import FURNNCore
 from kruzoo.cores.complex import glorot_readout_
 from kruzoo.optim import CayleyStiefel
-from kruzoo.registry import register_model
 from kruzoo.sequence_model import SequenceModel
+
+from .registry import register_model
 
 MANIFOLD_OPTIMIZER_KEY = "furnn_manifold_optimizer"
 

@@ -6,8 +6,9 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from kruzoo.cores import KRULSTMCore
-from kruzoo.registry import register_model
 from kruzoo.sequence_model import SequenceModel
+
+from .registry import register_model
 
 
 @register_model("kru_lstm")

@@ -7,8 +7,9 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from kruzoo.cores import URNNCore
 from kruzoo.cores.complex import glorot_readout_
-from kruzoo.registry import register_model
 from kruzoo.sequence_model import SequenceModel
+
+from .registry import register_model
 
 
 @register_model("urnn")

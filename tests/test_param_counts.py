@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kruzoo.cli import KruzooCLI
-from kruzoo.datamodules import SequenceDataModule
+from kruzoo.cli.main import build_cli
 from kruzoo.sequence_model import SequenceModel
 
 pytestmark = pytest.mark.filterwarnings("ignore:LightningCLI.s args parameter")
@@ -57,10 +56,7 @@ DOCUMENTED_EXCEPTIONS = {("adding", "kru"): 3_657, ("adding", "urnn"): 8_193}
 
 
 def build(config: Path) -> SequenceModel:
-    cli = KruzooCLI(SequenceModel, SequenceDataModule, run=False, subclass_mode_model=True,
-                    subclass_mode_data=True, seed_everything_default=1234,
-                    args=["--config", str(config), "--trainer.logger", "false"])
-    return cli.model
+    return build_cli(["--config", str(config), "--trainer.logger", "false"], run=False).model
 
 
 def test_every_model_has_copy_and_adding_configs():

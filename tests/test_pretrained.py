@@ -120,9 +120,7 @@ def test_last_command_resolves_to_the_settings_its_run_logged(name):
     config.yaml (the resolved config of the run's last command, kept in experiments/logs/)."""
     import yaml
 
-    from kruzoo.cli import KruzooCLI
-    from kruzoo.datamodules import SequenceDataModule
-    from kruzoo.sequence_model import SequenceModel
+    from kruzoo.cli.main import build_cli
 
     entry = pretrained.info(name)
     args = shlex.split(entry["train_commands"][-1])[2:]  # after "kruzoo fit"
@@ -130,8 +128,7 @@ def test_last_command_resolves_to_the_settings_its_run_logged(name):
         at = args.index("--ckpt_path")
         del args[at:at + 2]
     args = [a.replace("configs/", str(REPO / "configs") + "/", 1) if a.startswith("configs/") else a for a in args]
-    cli = KruzooCLI(SequenceModel, SequenceDataModule, run=False, subclass_mode_model=True, subclass_mode_data=True,
-                    seed_everything_default=1234, args=[*args, "--trainer.logger", "false"])
+    cli = build_cli([*args, "--trainer.logger", "false"], run=False)
     resolved = _flat(yaml.safe_load(yaml.safe_dump(json.loads(json.dumps(cli.config.as_dict(), default=str)))))
     logged = _flat(yaml.safe_load((REPO / entry["log"] / "config.yaml").read_text()))
     differences = {key: (logged.get(key, "<absent>"), resolved.get(key, "<absent>"))

@@ -15,14 +15,14 @@ what was actually run where it differs from one plain command.
 from __future__ import annotations
 
 import builtins
-import hashlib
-import importlib
 import json
 from pathlib import Path
 
-import torch
+from kruzoo.datamodules import SequenceDataModule, datamodule_from_config
+from kruzoo.datamodules.download import sha256_of
+from kruzoo.models.loading import load_model
 
-from ..registry import get_model_class
+PREFIX = "pretrained:"
 
 FOLDER = Path(__file__).resolve().parent
 INDEX = FOLDER / "index.json"
@@ -32,7 +32,7 @@ def _index() -> dict[str, dict]:
     return json.loads(INDEX.read_text()) if INDEX.is_file() else {}
 
 
-def list() -> builtins.list[str]:  # noqa: A001 - the zoo's API name, as in the issue
+def list() -> builtins.list[str]:  # the zoo's API name (it shadows the builtin here only)
     """Names of the shipped checkpoints."""
     return sorted(_index())
 
@@ -69,14 +69,6 @@ def info(name: str) -> Entry:
     return entry
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def path(name: str) -> Path:
     """The checkpoint file of ``name``, after checking its sha256."""
     entry = info(name)
@@ -90,27 +82,26 @@ def path(name: str) -> Path:
     return file
 
 
+def resolve(source: str | Path) -> Path:
+    """The checkpoint file behind ``pretrained:NAME`` (sha256 checked), or ``source`` as a path."""
+    if isinstance(source, str) and source.startswith(PREFIX):
+        return path(source.removeprefix(PREFIX))
+    return Path(source)
+
+
 def load(name: str):
-    """The pretrained model in eval mode; ``model.pretrained_info`` holds ``info(name)``."""
+    """The pretrained model in eval mode (kruzoo.models.loading); ``model.pretrained_info`` holds
+    ``info(name)``."""
     entry = info(name)
-    checkpoint = torch.load(path(name), map_location="cpu", weights_only=True)
-    cls = get_model_class(entry["model"])
-    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
-    model = cls(**hparams)
-    model.on_load_checkpoint(checkpoint)
-    model.load_state_dict(checkpoint["state_dict"])
+    model = load_model(path(name), entry["model"])
     model.pretrained_info = entry
     return model.eval()
 
 
-def build_datamodule(spec: dict, overrides: dict | None = None):
-    """A datamodule from a config's ``data`` section ({class_path, init_args}) plus overrides."""
-    module, name = spec["class_path"].rsplit(".", 1)
-    cls = getattr(importlib.import_module(module), name)
-    return cls(**{**spec.get("init_args", {}), **(overrides or {})})
+build_datamodule = datamodule_from_config  # the name experiments/export_pretrained.py uses
 
 
-def datamodule(name: str, **overrides):
+def datamodule(name: str, **overrides) -> SequenceDataModule:
     """The datamodule a pretrained checkpoint was evaluated on (e.g. ``data_dir=...`` to override)."""
     entry = info(name)
-    return build_datamodule(entry["data"], {**entry.get("evaluation_overrides", {}), **overrides})
+    return datamodule_from_config(entry["data"], {**entry.get("evaluation_overrides", {}), **overrides})
