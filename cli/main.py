@@ -47,12 +47,11 @@ class KruzooCLI(CLIExtras, LightningCLI):
 
     def _parse_ckpt_path(self) -> None:
         """Off: the config given is authoritative. Lightning's version re-parses ``model`` from the
-        checkpoint's hyperparameters (their ``_class_path``, e.g. ``kruzoo.models.rnn.RNN``, is
-        another string than the config's ``kruzoo.models.RNN``, so jsonargparse resets every init
-        arg to its default: a resumed RMSprop run silently became Adam). There is no public switch
-        for it (``load_from_checkpoint_support=False`` changes what checkpoints record, not this);
-        tests/test_cli_main.py pins that LightningCLI still calls this method and that a resume
-        keeps the run's optimizer. SequenceModel.on_load_checkpoint refuses another model or other
+        checkpoint's hyperparameters, which do not hold the optimizer (it is not a primitive), so
+        every init arg they lack falls back to its default: a resumed RMSprop run silently became
+        Adam. There is no public switch for it (``load_from_checkpoint_support=False`` changes what
+        checkpoints record, not this); tests/test_cli_main.py pins that LightningCLI still calls
+        this method, that its own version would replace the optimizer, and that a resume keeps it. SequenceModel.on_load_checkpoint refuses another model or other
         sizes, and cli/integrity.py a config that differs from the run's."""
         return
 

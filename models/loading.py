@@ -99,7 +99,12 @@ def load_model(source: str | Path | dict, name: str | None = None) -> SequenceMo
     loaded. ``name``: a registered model name, for checkpoints that record no class."""
     checkpoint = source if isinstance(source, dict) else read_checkpoint(source)
     label = "the checkpoint" if isinstance(source, dict) else str(source)
-    model = model_class(checkpoint, name, label)(**model_hparams(checkpoint))
+    cls = model_class(checkpoint, name, label)
+    recorded = recorded_class_path(checkpoint)
+    if recorded is not None and recorded.rsplit(".", 1)[-1] != cls.__name__:
+        raise CheckpointError(f"{label} was written by {recorded}, but --model {name} is {cls.__name__}: drop --model "
+                              "(the checkpoint names its class) or give the model that wrote it")
+    model = cls(**model_hparams(checkpoint))
     model.on_load_checkpoint(checkpoint)
     model.load_state_dict(checkpoint["state_dict"])
     return model
