@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
@@ -20,13 +22,53 @@ def _class_path(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+# The Args every model's __init__ shares, written once: SequenceModel.__init_subclass__ appends
+# those a subclass takes but does not document to its docstring (the CLI's --model.help reads them).
+SHARED_ARGS_DOC = {
+    "task": "Input/output sizes and loss (a TaskSpec as a dict); the CLI links it from the\n"
+            "    datamodule, so it is never given on the command line.",
+    "optimizer": "The optimizer of the trained parameters (default Adam, lr 1e-3), e.g.\n"
+                 "    ``--model.optimizer RMSprop --model.optimizer.lr 1e-3``.",
+    "lr_scheduler": "An optional learning-rate scheduler, e.g.\n"
+                    "    ``--model.lr_scheduler ExponentialLR --model.lr_scheduler.gamma 0.5`` (stepped each\n"
+                    "    epoch; ReduceLROnPlateau monitors ``val/loss``).",
+}
+
+
+def _add_shared_args_doc(init) -> None:
+    """Append SHARED_ARGS_DOC's entries for the parameters of ``init`` its Args section lacks (an
+    Args section is added if there is none; a docstring whose Args section is not its last is left
+    as it is)."""
+    doc = inspect.cleandoc(init.__doc__ or "")
+    lines = doc.splitlines()
+    if "Args:" not in lines:
+        doc, lines = (doc + "\n\nArgs:").lstrip("\n"), [*lines, "Args:"]
+    section = lines[lines.index("Args:") + 1:]
+    if any(line and not line.startswith(" ") for line in section):
+        return
+    documented = {line.split(":", 1)[0].strip() for line in section if line.startswith("    ") and
+                  not line.startswith("     ")}
+    missing = [name for name in inspect.signature(init).parameters
+               if name in SHARED_ARGS_DOC and name not in documented]
+    if missing:
+        extra = "".join(f"\n    {name}: " + SHARED_ARGS_DOC[name].replace("\n", "\n    ") for name in missing)
+        init.__doc__ = doc + extra
+
+
 class SequenceModel(LightningModule):
     """Steps, logging, optimizer/scheduler injection, soft-unitary penalty and state carrying.
 
     Subclasses (``kruzoo.models``) only build their core from their own hyperparameters and call
     ``self.set_core(core)``. ``task`` is linked from the datamodule by the CLI; it is stored as a
-    dict of primitives so checkpoints load with ``weights_only=True``.
+    dict of primitives so checkpoints load with ``weights_only=True``. A subclass's ``__init__``
+    docstring documents its own Args; those of ``task``, ``optimizer`` and ``lr_scheduler`` are
+    appended here (``SHARED_ARGS_DOC``).
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in vars(cls):
+            _add_shared_args_doc(cls.__init__)
 
     def __init__(
         self,

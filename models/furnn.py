@@ -55,13 +55,6 @@ class FURNN(SequenceModel):
             manifold_grad_norm: ``"none"`` (W's gradient as it is) or ``"rms"`` (divided by its
                 running RMS first, Wisdom et al.'s full_natGradRMS).
             eps: modReLU's |z| + eps (a small positive number).
-            task: Input/output sizes and loss (a TaskSpec as a dict); the CLI links it from the
-                datamodule, so it is never given on the command line.
-            optimizer: The optimizer of the trained parameters (default Adam, lr 1e-3), e.g.
-                ``--model.optimizer RMSprop --model.optimizer.lr 1e-3``.
-            lr_scheduler: An optional learning-rate scheduler, e.g.
-                ``--model.lr_scheduler ExponentialLR --model.lr_scheduler.gamma 0.5`` (stepped each
-                epoch; ReduceLROnPlateau monitors ``val/loss``).
         """
         super().__init__(task, optimizer, lr_scheduler)
         if not isinstance(manifold_lr, (int, float)) or isinstance(manifold_lr, bool) or not manifold_lr > 0:

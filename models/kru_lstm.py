@@ -36,13 +36,6 @@ class KRULSTM(SequenceModel):
             factor_shapes: Explicit (p, q) of each factor instead of ``factor_size``.
             penalty_weight: Weight of the orthogonality penalty Σ‖F_iᵀF_i − I‖² over the factors of
                 all four gates (0 turns it off).
-            task: Input/output sizes and loss (a TaskSpec as a dict); the CLI links it from the
-                datamodule, so it is never given on the command line.
-            optimizer: The optimizer of the trained parameters (default Adam, lr 1e-3), e.g.
-                ``--model.optimizer RMSprop --model.optimizer.lr 1e-3``.
-            lr_scheduler: An optional learning-rate scheduler, e.g.
-                ``--model.lr_scheduler ExponentialLR --model.lr_scheduler.gamma 0.5`` (stepped each
-                epoch; ReduceLROnPlateau monitors ``val/loss``).
         """
         super().__init__(task, optimizer, lr_scheduler)
         self.set_core(KRULSTMCore(self.task.input_size, hidden_size, factor_size, factor_shapes), penalty_weight)

@@ -25,13 +25,6 @@ class _TorchRecurrentModel(SequenceModel):
 
         Args:
             hidden_size: n, the hidden (and, for the LSTM, cell) size.
-            task: Input/output sizes and loss (a TaskSpec as a dict); the CLI links it from the
-                datamodule, so it is never given on the command line.
-            optimizer: The optimizer of the trained parameters (default Adam, lr 1e-3), e.g.
-                ``--model.optimizer RMSprop --model.optimizer.lr 1e-3``.
-            lr_scheduler: An optional learning-rate scheduler, e.g.
-                ``--model.lr_scheduler ExponentialLR --model.lr_scheduler.gamma 0.5`` (stepped each
-                epoch; ReduceLROnPlateau monitors ``val/loss``).
         """
         super().__init__(task, optimizer, lr_scheduler)
         self.set_core(TorchRecurrentCore(self.kind, self.task.input_size, hidden_size))

@@ -30,13 +30,6 @@ class URNN(SequenceModel):
         Args:
             hidden_size: N, the complex hidden size.
             eps: modReLU's |z| + eps (a small positive number).
-            task: Input/output sizes and loss (a TaskSpec as a dict); the CLI links it from the
-                datamodule, so it is never given on the command line.
-            optimizer: The optimizer of the trained parameters (default Adam, lr 1e-3), e.g.
-                ``--model.optimizer RMSprop --model.optimizer.lr 1e-3``.
-            lr_scheduler: An optional learning-rate scheduler, e.g.
-                ``--model.lr_scheduler ExponentialLR --model.lr_scheduler.gamma 0.5`` (stepped each
-                epoch; ReduceLROnPlateau monitors ``val/loss``).
         """
         super().__init__(task, optimizer, lr_scheduler)
         self.set_core(URNNCore(self.task.input_size, hidden_size, eps))

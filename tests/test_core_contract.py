@@ -223,3 +223,32 @@ def test_a_core_without_the_required_methods_cannot_be_built_or_attached():
     model = LSTM(task=TASK, hidden_size=4)
     with pytest.raises(TypeError, match="must be a kruzoo.cores.RecurrentCore"):
         model.set_core(nn.LSTM(INPUT, 4, batch_first=True))
+
+
+# -- a new model documents only its own arguments ----------------------------------------------
+def test_a_new_model_gets_the_shared_args_in_its_help():
+    from kruzoo.sequence_model import SHARED_ARGS_DOC, SequenceModel
+
+    class Tiny(SequenceModel):
+        def __init__(self, task: dict | None = None, hidden_size: int = 4, optimizer=torch.optim.Adam,
+                     lr_scheduler=None):
+            """Build it.
+
+            Args:
+                hidden_size: n.
+            """
+            super().__init__(task, optimizer, lr_scheduler)
+            self.set_core(_GoodCore(self.task.input_size, hidden_size))
+
+    import docstring_parser
+
+    params = {p.arg_name: p.description for p in docstring_parser.parse(Tiny.__init__.__doc__).params}
+    assert list(params) == ["hidden_size", "task", "optimizer", "lr_scheduler"]
+    assert params["task"] == SHARED_ARGS_DOC["task"].replace("\n    ", "\n")
+    check_core_contract(Tiny(task=TASK).core, INPUT)
+
+    class Plain(SequenceModel):
+        def __init__(self, task: dict | None = None):
+            """Build it."""
+
+    assert [p.arg_name for p in docstring_parser.parse(Plain.__init__.__doc__).params] == ["task"]
