@@ -8,5 +8,16 @@ from .registry import create_model, get_model_class, list_models, register_model
 from .rnn import GRU, LSTM, RNN
 from .urnn import URNN
 
-__all__ = ["FURNN", "GRU", "KRU", "KRULSTM", "LSTM", "RNN", "URNN", "create_model", "get_model_class",
-           "list_models", "register_model"]
+__all__ = [
+    "FURNN",
+    "GRU",
+    "KRU",
+    "KRULSTM",
+    "LSTM",
+    "RNN",
+    "URNN",
+    "create_model",
+    "get_model_class",
+    "list_models",
+    "register_model",
+]

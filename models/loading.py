@@ -46,8 +46,9 @@ def read_checkpoint(path: str | Path, *, label: str | None = None, advice: str =
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as error:  # truncation shows up as RuntimeError, EOFError, UnpicklingError, …
         detail = str(error).split(". ")[0] or "no details"
-        raise CheckpointError(f"{label} is not a readable checkpoint: it is truncated or corrupt "
-                              f"({type(error).__name__}: {detail}){tail}") from error
+        raise CheckpointError(
+            f"{label} is not a readable checkpoint: it is truncated or corrupt ({type(error).__name__}: {detail}){tail}"
+        ) from error
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{label} is not a Lightning checkpoint (no 'state_dict' entry){tail}")
     return checkpoint
@@ -102,8 +103,10 @@ def load_model(source: str | Path | dict, name: str | None = None) -> SequenceMo
     cls = model_class(checkpoint, name, label)
     recorded = recorded_class_path(checkpoint)
     if recorded is not None and recorded.rsplit(".", 1)[-1] != cls.__name__:
-        raise CheckpointError(f"{label} was written by {recorded}, but --model {name} is {cls.__name__}: drop --model "
-                              "(the checkpoint names its class) or give the model that wrote it")
+        raise CheckpointError(
+            f"{label} was written by {recorded}, but --model {name} is {cls.__name__}: drop --model "
+            "(the checkpoint names its class) or give the model that wrote it"
+        )
     model = cls(**model_hparams(checkpoint))
     model.on_load_checkpoint(checkpoint)
     model.load_state_dict(checkpoint["state_dict"])

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import quiet_trainer
 from kruzoo.cores import FURNNCore, URNNCore
 from kruzoo.datamodules import AddingDataModule
 from kruzoo.models import FURNN, URNN
@@ -126,11 +127,6 @@ def test_bad_grad_norm_is_refused_naming_the_value():
         FURNN(task=TASK, hidden_size=4, manifold_grad_norm="RMS")
     with pytest.raises(ValueError, match=r"grad_norm must be one of 'none', 'rms', got 'l2'"):
         CayleyStiefel([torch.nn.Parameter(torch.zeros(2, 2, 2))], grad_norm="l2")
-
-
-def quiet_trainer(**kwargs) -> L.Trainer:
-    return L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                     enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, **kwargs)
 
 
 def test_gradient_clipping_never_touches_w_gradient(tmp_path):

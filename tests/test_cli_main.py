@@ -14,10 +14,26 @@ from lightning.pytorch.cli import LightningCLI
 from kruzoo.cli.main import KruzooCLI, build_cli, main
 
 REPO = Path(__file__).resolve().parents[1]
-SMALL = ["--config", str(REPO / "configs/adding/rnn.yaml"), "--model.init_args.hidden_size", "4",
-         "--data.seq_len", "5", "--data.train_size", "16", "--data.val_size", "4", "--data.batch_size", "4",
-         "--trainer.val_check_interval", "1.0", "--trainer.enable_progress_bar", "false",
-         "--trainer.enable_model_summary", "false"]
+SMALL = [
+    "--config",
+    str(REPO / "configs/adding/rnn.yaml"),
+    "--model.init_args.hidden_size",
+    "4",
+    "--data.seq_len",
+    "5",
+    "--data.train_size",
+    "16",
+    "--data.val_size",
+    "4",
+    "--data.batch_size",
+    "4",
+    "--trainer.val_check_interval",
+    "1.0",
+    "--trainer.enable_progress_bar",
+    "false",
+    "--trainer.enable_model_summary",
+    "false",
+]
 
 
 def test_build_cli_parses_a_config_without_running():
@@ -31,8 +47,10 @@ def test_lightning_calls_parse_ckpt_path_between_parsing_and_instantiation():
     """The override below only works if LightningCLI still calls this hook, after parse_arguments
     and before the classes are built: a Lightning upgrade that renames or moves it fails here."""
     source = inspect.getsource(LightningCLI.__init__)
-    order = [source.index(call) for call in ("self.parse_arguments(", "self._parse_ckpt_path()",
-                                             "self.before_instantiate_classes()")]
+    order = [
+        source.index(call)
+        for call in ("self.parse_arguments(", "self._parse_ckpt_path()", "self.before_instantiate_classes()")
+    ]
     assert order == sorted(order)
     assert KruzooCLI._parse_ckpt_path is not LightningCLI._parse_ckpt_path
 

@@ -26,8 +26,10 @@ def test_pad_collate_pads_every_field_and_makes_the_mask_from_lengths():
 
 
 def test_pad_collate_keeps_each_items_own_mask_and_dtypes():
-    items = [{"inputs": torch.randn(n, 2), "targets": torch.arange(n), "mask": torch.tensor([True, False] * n)[:n]}
-             for n in (3, 1)]
+    items = [
+        {"inputs": torch.randn(n, 2), "targets": torch.arange(n), "mask": torch.tensor([True, False] * n)[:n]}
+        for n in (3, 1)
+    ]
     batch = pad_collate(items)
     assert batch["targets"].dtype == torch.int64 and batch["mask"].dtype == torch.bool
     assert torch.equal(batch["mask"], torch.tensor([[True, False, True], [True, False, False]]))
@@ -61,8 +63,10 @@ def test_items_are_batches_serves_each_item_as_it_is():
 
 
 def test_datamodule_from_config_builds_the_section_with_overrides():
-    dm = datamodule_from_config({"class_path": "kruzoo.datamodules.AddingDataModule",
-                                 "init_args": {"seq_len": 12, "train_size": 40}}, {"train_size": 8})
+    dm = datamodule_from_config(
+        {"class_path": "kruzoo.datamodules.AddingDataModule", "init_args": {"seq_len": 12, "train_size": 40}},
+        {"train_size": 8},
+    )
     assert isinstance(dm, AddingDataModule) and (dm.seq_len, dm.sizes["train"]) == (12, 8)
     with pytest.raises(TypeError, match="is not a kruzoo SequenceDataModule"):
         datamodule_from_config({"class_path": "collections.OrderedDict"})

@@ -27,8 +27,11 @@ def test_read_checkpoint_names_a_truncated_or_foreign_file(tmp_path):
     assert "state_dict" in loading.read_checkpoint(good)
     cut = tmp_path / "cut.ckpt"
     cut.write_bytes(good.read_bytes()[:200])
-    with pytest.raises(loading.CheckpointError, match=rf"--ckpt_path {cut} is not a readable checkpoint: it is "
-                                                      r"truncated or corrupt \(.*\); try another"):
+    with pytest.raises(
+        loading.CheckpointError,
+        match=rf"--ckpt_path {cut} is not a readable checkpoint: it is "
+        r"truncated or corrupt \(.*\); try another",
+    ):
         loading.read_checkpoint(cut, label=f"--ckpt_path {cut}", advice="try another")
     torch.save({"weights": torch.zeros(1)}, tmp_path / "plain.pt")
     with pytest.raises(loading.CheckpointError, match="is not a Lightning checkpoint \\(no 'state_dict' entry\\)"):

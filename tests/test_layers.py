@@ -1,0 +1,112 @@
+"""The packages import one way: base (kruzoo.task, head, checks, optim, runtime, sequence_model, cores,
+ops) ← models, datamodules ← pretrained ← cli (spectrum and report on top). Checked on every
+import statement of the source, inside functions too, so a lazy import cannot hide an upward one."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FOLDERS = {"kruzoo": "kruzoo", "models": "kruzoo.models", "datamodules": "kruzoo.datamodules", "cli": "kruzoo.cli"}
+UPPER = ("kruzoo.models", "kruzoo.datamodules", "kruzoo.pretrained", "kruzoo.cli")
+# What each layer must not import (a module name or any of its submodules).
+FORBIDDEN = {
+    "base": UPPER,
+    "kruzoo.models": ("kruzoo.datamodules", "kruzoo.pretrained", "kruzoo.cli"),
+    "kruzoo.datamodules": ("kruzoo.models", "kruzoo.pretrained", "kruzoo.cli"),
+    "kruzoo.pretrained": ("kruzoo.cli",),
+}
+ALIASES = {"kruzoo.registry", "kruzoo.spectrum"}  # kept for old imports; nothing in the package uses them
+FACADE = "kruzoo"  # kruzoo/__init__.py: create_model/list_models, looked up in the registry on first use
+
+
+def module_name(path: Path) -> str:
+    folder, *rest = path.relative_to(REPO).with_suffix("").parts
+    parts = [FOLDERS[folder], *rest]
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports(path: Path) -> set[str]:
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "import_module":
+            found.add("<importlib.import_module>")
+    return found
+
+
+def layer(name: str) -> str:
+    if name.startswith("kruzoo.pretrained"):
+        return "kruzoo.pretrained"
+    for upper in UPPER:
+        if name == upper or name.startswith(upper + "."):
+            return upper
+    return "base"
+
+
+SOURCES = sorted(p for folder in FOLDERS for p in (REPO / folder).rglob("*.py"))
+
+
+def test_the_sources_are_found():
+    names = {module_name(p) for p in SOURCES}
+    assert {
+        "kruzoo.task",
+        "kruzoo.sequence_model",
+        "kruzoo.models.registry",
+        "kruzoo.models.loading",
+        "kruzoo.datamodules.base",
+        "kruzoo.pretrained",
+        "kruzoo.cli.main",
+        "kruzoo.cli.spectrum",
+    } <= names
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
+def test_no_module_imports_a_layer_above_it(path):
+    name = module_name(path)
+    if name in ALIASES or name == FACADE:
+        return
+    found = imports(path)
+    forbidden = FORBIDDEN.get(layer(name), ())
+    upward = sorted(m for m in found if any(m == f or m.startswith(f + ".") for f in forbidden))
+    assert not upward, f"{name} ({layer(name)}) imports {upward}"
+    assert not (found & ALIASES), f"{name} imports the alias {sorted(found & ALIASES)}; use the module it names"
+    if layer(name) == "base":
+        assert "<importlib.import_module>" not in found, f"{name} imports a module by name"
+
+
+def test_the_facade_and_the_aliases_reach_only_what_they_name():
+    facade = {m for m in imports(REPO / "kruzoo/__init__.py") if m.startswith(UPPER)}
+    assert facade == {"kruzoo.models", "kruzoo.models.registry"}
+    assert {m for m in imports(REPO / "kruzoo/registry.py") if m.startswith(UPPER)} <= {
+        "kruzoo.models.registry",
+        *(f"kruzoo.models.registry.{n}" for n in ("create_model", "get_model_class", "list_models", "register_model")),
+    }
+
+
+def test_an_upward_import_is_caught(tmp_path, monkeypatch):
+    fake = REPO / "kruzoo" / "_layer_probe.py"
+    monkeypatch.setattr(
+        Path,
+        "read_text",
+        lambda self, *a, **k: (
+            "def f():\n    from kruzoo.cli import main\n" if self == fake else Path.read_bytes(self).decode()
+        ),
+    )
+    with pytest.raises(AssertionError, match=r"kruzoo._layer_probe \(base\) imports \['kruzoo.cli'"):
+        test_no_module_imports_a_layer_above_it(fake)
