@@ -14,6 +14,9 @@ import sys
 import traceback
 from pathlib import Path
 
+import torch
+import yaml
+
 from .integrity import RunInterrupted
 
 CONTEXT_LINES = 4  # message lines after the summary, at most
@@ -43,15 +46,13 @@ def _origin(error: BaseException) -> str | None:
         return None
     frame = ours[-1]
     try:
-        name = Path(frame.filename).resolve().relative_to(here)
+        name = str(Path(frame.filename).resolve().relative_to(here))
     except ValueError:
         name = Path(frame.filename).name
     return f"{name}:{frame.lineno} in {frame.name}"
 
 
 def _advice(error: BaseException) -> str | None:
-    import torch  # noqa: PLC0415
-
     if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
         return "out of memory: lower --data.batch_size or --model.hidden_size, or shorten the sequences"
     if isinstance(error, PermissionError):
@@ -93,8 +94,6 @@ class ConfigFileError(ValueError):
 def check_config_files(args: list[str]) -> None:
     """Each existing ``--config FILE`` parses as a non-empty YAML mapping (jsonargparse would say
     only "Unexpected config"). Names that are no file are left to the parser (packaged configs)."""
-    import yaml  # noqa: PLC0415
-
     for i, arg in enumerate(args):
         value = args[i + 1] if arg == "--config" and i + 1 < len(args) else (
             arg.removeprefix("--config=") if arg.startswith("--config=") else None)
@@ -121,7 +120,7 @@ def check_config_files(args: list[str]) -> None:
 def run(args: list[str] | None = None, stderr=None) -> int:
     """Run the CLI on ``args`` (default: ``sys.argv[1:]``); the exit status, never a raw traceback
     unless debugging is asked for."""
-    from .main import main  # noqa: PLC0415 - main imports this module's siblings
+    from .main import main  # here, not at the top: main imports this module's siblings
 
     stderr = stderr or sys.stderr
     debug, args = debug_requested(list(sys.argv[1:] if args is None else args))

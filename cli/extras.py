@@ -16,15 +16,17 @@ business (a litlogger advert, torchdata's ``set_vital`` and Lightning's ``LeafSp
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import sys
 import warnings
-from typing import Optional
+from typing import Any, Optional
 
 from lightning.pytorch.callbacks import ProgressBar, RichProgressBar, TQDMProgressBar
 
 from . import checkpoints, predict
+from .names import resolve_arguments
 
 THIRD_PARTY_WARNINGS = (
     # (message regex, category, module regex)
@@ -72,6 +74,9 @@ class _HonestBar:
     """The epoch's total is what will run: min(batches in the epoch, batches ``max_steps`` leaves);
     no ``v_num``; no ``Epoch 0/-2`` when the epochs are unbounded."""
 
+    trainer: Any  # the progress bar's (a mixin: the attributes are the base class's)
+    validation_description: str
+
     @property
     def total_train_batches(self):
         trainer = self.trainer
@@ -101,9 +106,8 @@ class HonestTQDMProgressBar(_HonestBar, TQDMProgressBar):
 
 
 def default_progress_bar() -> ProgressBar:
-    from lightning.pytorch.callbacks.progress.rich_progress import _RICH_AVAILABLE  # noqa: PLC0415
-
-    return HonestRichProgressBar() if _RICH_AVAILABLE else HonestTQDMProgressBar()
+    rich = importlib.util.find_spec("rich") is not None  # Lightning's extra; its own flag is private
+    return HonestRichProgressBar() if rich else HonestTQDMProgressBar()
 
 
 def _baseline(datamodule) -> float | None:
@@ -133,6 +137,12 @@ def result_line(stage: str, metrics: dict, task, datamodule) -> str | None:
 
 class CLIExtras:
     """Mixed into ``KruzooCLI`` before LightningCLI (see the module docstring)."""
+
+    config: Any  # LightningCLI's (a mixin: the attributes are the base class's)
+    subcommand: str | None
+    trainer: Any
+    model: Any
+    datamodule: Any
 
     def _prepare_subcommand_parser(self, klass, subcommand, **kwargs):
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
@@ -207,6 +217,4 @@ class CLIExtras:
 def prepare_arguments(args: list[str]) -> list[str]:
     """The command line as LightningCLI should see it: short names resolved (cli/names.py), the
     model and data of a checkpoint given alone inserted (cli/checkpoints.py)."""
-    from .names import resolve_arguments  # noqa: PLC0415
-
     return checkpoints.prepare_arguments(resolve_arguments(list(args)))

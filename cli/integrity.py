@@ -30,11 +30,14 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
+from jsonargparse import Namespace
 from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -284,7 +287,7 @@ def before_instantiate(cli) -> Plan:
         plan.run_dir = _run_dir_of(Path(ckpt_path))
         if plan.run_dir is not None:
             print(f"kruzoo: resuming run {plan.run_dir} from {ckpt_path}", flush=True)
-    logger_args = {"save_dir": str(root), "name": name, "version": None}
+    logger_args: dict[str, object] = {"save_dir": str(root), "name": name, "version": None}
     if plan.run_dir is not None:
         logger_args = {"save_dir": str(plan.run_dir.parent.parent), "name": plan.run_dir.parent.name,
                        "version": plan.run_dir.name}
@@ -298,8 +301,6 @@ def before_instantiate(cli) -> Plan:
             recorded = plan.run_dir / "config.yaml"
             if recorded.is_file():
                 shutil.copyfile(recorded, plan.run_dir / f"config.before_resume_{step}.yaml")
-    from jsonargparse import Namespace  # noqa: PLC0415
-
     cfg.trainer.logger = Namespace(class_path="lightning.pytorch.loggers.TensorBoardLogger",
                                    init_args=Namespace(**logger_args))
     return plan
@@ -313,6 +314,7 @@ def _checkpoint_step(path: Path) -> int | None:
 
 
 def _check_resume(cli, cfg, plan: Plan, ckpt: Path) -> None:
+    assert plan.run_dir is not None  # called for a resume inside a run folder only
     recorded_path = plan.run_dir / "config.yaml"
     allow = _parse_allow(cfg.get("resume_allow"))
     if not recorded_path.is_file():
@@ -453,7 +455,7 @@ class GracefulStop(Callback):
     def __init__(self):
         self.received: int | None = None
         self.pending: RunInterrupted | None = None
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, Any] = {}
 
     def _handler(self, signum, frame) -> None:
         self.received = signum
@@ -467,8 +469,6 @@ class GracefulStop(Callback):
         self._previous = {}
 
     def on_train_start(self, trainer, pl_module) -> None:
-        import threading  # noqa: PLC0415
-
         # Under DDP a signal may reach one rank only, and saving is a collective (the metric states
         # are synced): Lightning's own handling stays in charge there.
         if threading.current_thread() is not threading.main_thread() or trainer.world_size > 1:

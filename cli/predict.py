@@ -53,7 +53,7 @@ def load_predict_input(path: str | Path, input_size: int) -> dict[str, torch.Ten
     elif path.suffix == ".pt":
         try:
             value = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # noqa: BLE001 - unreadable or not plain tensors
+        except Exception as error:  # unreadable, or not plain tensors
             raise PredictInputError(f"--predict_input {path}: not a .pt file of plain tensors "
                                     f"({type(error).__name__}: {str(error).splitlines()[0]})") from error
         if isinstance(value, dict):
@@ -135,7 +135,10 @@ class PredictionWriter(BasePredictionWriter):
         self._reset()
 
     def _reset(self) -> None:
-        self._indices, self._outputs, self._masks, self._streams = [], [], [], []
+        self._indices: list[torch.Tensor] = []
+        self._outputs: list[torch.Tensor] = []
+        self._masks: list[torch.Tensor] = []
+        self._streams: list[torch.Tensor] = []
         self._seen = 0
 
     def on_predict_epoch_start(self, trainer, pl_module) -> None:

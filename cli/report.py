@@ -32,7 +32,8 @@ class ReportError(ValueError):
 
 def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar of the run's TensorBoard events: tag -> [(step, value)] in step order."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: PLC0415
+    # here, not at the top: tensorboard's reader is slow to import and only the report needs it
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     if not list(run_dir.glob("events.out.tfevents.*")):
         raise ReportError(f"{run_dir} has no TensorBoard events (events.out.tfevents.*): give a run folder, "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -66,7 +66,7 @@ class SequenceDataModule(LightningDataModule):
     def task(self) -> TaskSpec:
         raise NotImplementedError(f"{type(self).__name__} must define its task")
 
-    collate_fn = None  # e.g. padding with masks for variable-length sequences (a staticmethod: pad_collate)
+    collate_fn: Callable[[list[dict[str, torch.Tensor]]], dict[str, torch.Tensor]] | None = None  # e.g. padding with masks for variable-length sequences (a staticmethod: pad_collate)
     # True when each dataset item is already a whole batch (PTB's windows of batch_size streams):
     # the loader then neither batches nor shuffles, and the per-item contract check is skipped.
     items_are_batches = False
@@ -159,7 +159,7 @@ class GeneratedDataset(Dataset):
 class GeneratedDataModule(SequenceDataModule):
     """Base of the synthetic tasks: three generated splits of given sizes."""
 
-    dataset_class: type[GeneratedDataset]
+    dataset_class: Callable[[int, int, int, str], GeneratedDataset]  # (seq_len, size, seed, split)
 
     def __init__(self, seq_len: int, train_size: int, val_size: int, test_size: int,
                  batch_size: int, seed: int, num_workers: int):

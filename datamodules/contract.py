@@ -76,6 +76,7 @@ def check_item(item, task: TaskSpec, owner: str, split: str, index: int) -> None
             raise DataContractError(f"{where}: 'mask' must be bool of shape (T,) = ({steps},), got {mask.dtype} "
                                     f"{tuple(mask.shape)}")
     classes = task.loss == "cross_entropy"
+    expected: tuple[int, ...]
     if task.target == "last":
         expected = () if classes else (task.output_size,)
         what = "a class index, shape ()" if classes else f"(output_size,) = ({task.output_size},)"

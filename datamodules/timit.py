@@ -192,7 +192,7 @@ def read_audio(path: Path) -> np.ndarray:
         expected_count = header.get("sample_count")
         if not isinstance(expected_count, int) or expected_count < 0:
             raise CorruptDataError(f"{path}: the SPHERE header has no valid sample_count ({expected_count!r})")
-        available = (path.stat().st_size - header["header_size"]) // 2
+        available = (path.stat().st_size - int(header["header_size"])) // 2
         if available < expected_count:
             raise CorruptDataError(
                 f"{path}: the SPHERE header announces {expected_count} samples but the file holds {available}; "

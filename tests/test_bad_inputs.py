@@ -31,9 +31,12 @@ import soundfile
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jsonargparse import Namespace
 from lightning.pytorch import Trainer
 
 import kruzoo
+from kruzoo import pretrained
+from kruzoo.cli import integrity
 from kruzoo.datamodules import (
     AddingDataModule,
     CopyMemoryDataModule,
@@ -44,7 +47,7 @@ from kruzoo.datamodules import (
 )
 from kruzoo.cli.errors import CONTEXT_LINES
 from kruzoo.cli.errors import run as run_in_process
-from kruzoo.cli.integrity import RunLock
+from kruzoo.cli.integrity import RunLock, UnsupportedSettingError, check_settings
 from kruzoo.datamodules import download as download_module
 from kruzoo.datamodules.download import download_file, extract_archive
 from kruzoo.datamodules.mnist import read_idx_gz
@@ -52,7 +55,7 @@ from kruzoo.datamodules.polyphonic import read_mat_rolls, read_pickle_rolls
 from kruzoo.datamodules.ptb import read_symbols
 from kruzoo.datamodules.timit import read_audio, read_phn
 from kruzoo.models import KRU, LSTM, RNN
-from kruzoo.spectrum import main as spectrum_main
+from kruzoo.cli.spectrum import main as spectrum_main
 from kruzoo.task import TaskSpec
 
 import bad_datamodules  # tests/ is on sys.path
@@ -935,8 +938,6 @@ def _(tmp_path):
 
 @row("cli_memory_estimate")
 def _(tmp_path):
-    import kruzoo.cli.integrity as integrity  # noqa: PLC0415
-
     original = integrity.available_memory
     integrity.available_memory = lambda device: 1024  # 1 KiB free
     try:
@@ -1151,8 +1152,6 @@ def test_debug_shows_the_traceback(tmp_path, monkeypatch):
 
 
 def test_spectrum_reads_the_shipped_lstm_checkpoint_and_pretrained_names(tmp_path):
-    from kruzoo import pretrained  # noqa: PLC0415
-
     assert _spectrum(str(pretrained.path("lstm_adding_t100")), "--out", str(tmp_path / "a.png")).returncode == 0
     assert _spectrum("pretrained:kru_adding_t100", "--out", str(tmp_path / "b.png")).returncode == 0
     assert (tmp_path / "a.png").stat().st_size > 1000 and (tmp_path / "b.png").stat().st_size > 1000
@@ -1191,7 +1190,7 @@ def test_random_bad_hyperparameters(data, tmp_path_factory):
             kwargs["hidden_size"] = 8  # a large valid size would only be slow
         try:
             built = kruzoo.create_model(model, task=TASK, **kwargs)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001 - any error type, as long as its message names the argument
             assert _clear(error, name), (model, name, value, repr(error))
         else:
             out, _ = built(torch.zeros(1, 2, 2))
@@ -1207,7 +1206,7 @@ def test_random_bad_hyperparameters(data, tmp_path_factory):
             kwargs["data_dir"] = str(tmp_path_factory.getbasetemp())
         try:
             cls(**kwargs)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:  # noqa: BLE001 - any error type, as long as its message names the argument
             assert _clear(error, name), (cls.__name__, name, value, repr(error))
 
 
@@ -1218,10 +1217,6 @@ TRAINER_SETTINGS = ["gradient_clip_val", "max_steps", "max_epochs", "log_every_n
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(name=st.sampled_from(TRAINER_SETTINGS), value=BAD_NUMBERS)
 def test_random_bad_trainer_settings_are_refused_up_front(name, value):
-    from jsonargparse import Namespace  # noqa: PLC0415
-
-    from kruzoo.cli.integrity import UnsupportedSettingError, check_settings  # noqa: PLC0415
-
     cfg = Namespace(trainer=Namespace(**{name: value}), model=None, resume_checkpoint=None)
     try:
         check_settings(cfg)

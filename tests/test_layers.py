@@ -5,6 +5,7 @@ import statement of the source, inside functions too, so a lazy import cannot hi
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,16 @@ def test_an_upward_import_is_caught(tmp_path, monkeypatch):
     )
     with pytest.raises(AssertionError, match=r"kruzoo._layer_probe \(base\) imports \['kruzoo.cli'"):
         test_no_module_imports_a_layer_above_it(fake)
+
+
+def test_the_architecture_doc_names_files_that_exist():
+    """docs/architecture.md's `folder/file` paths (and `folder/` names) are the tree as it is."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"`((?:kruzoo|models|datamodules|cli|csrc|configs|tests|docs)/[\w./<>-]*)`", text))
+    assert len(named) > 30
+    missing = sorted(p for p in named if "<" not in p and not (REPO / p).exists())
+    assert not missing, f"docs/architecture.md names paths that do not exist: {missing}"
+    for file in re.findall(r"`(\w+\.py)`", text):  # bare names: some folder of the package has it
+        assert any((REPO / folder / file).exists() for folder in (*FOLDERS, "kruzoo/cores", "kruzoo/ops", "tests")), (
+            file
+        )
