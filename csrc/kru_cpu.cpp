@@ -896,57 +896,24 @@ void forward_chain(const CpuKron<S>& kr, const S* xr, const S* xi, S* yr, S* yi,
 template <typename S>
 void backward_chain(const CpuKron<S>& kr, const S* gar, const S* gai, const S* xr, const S* xi,
                     const S* zbuf, bool with_grads, S* outr, S* outi, S* buf, S* acc) {
-  const Plan& pl = kr.pl;
-  const int64_t M = pl.max_sz;
-  S* X = buf;
-  S* Y = buf + 2 * M;
-  const S* sr = gar;
-  const S* si = gai;
-  for (int k = pl.m - 1; k >= 0; --k) {
-    const bool grads = with_grads && pl.g[k].need_grad;
-    const S* z_r = k == 0 ? xr : zbuf + 2 * M * k;
-    const S* z_i = k == 0 ? xi : zbuf + 2 * M * k + M;
-    if (grads && pl.g[k].lane_tail) {
-      // fused adjoint + gradient of the lane tail
-      S* dr = k == 0 ? outr : ((sr == X) ? Y : X);
-      S* di = k == 0 ? outi : dr + M;
-      kr.tail_backward(k, sr, si, z_r, z_i, dr, di, acc);
-      if (k == 0) break;
-      sr = dr;
-      si = di;
-      continue;
-    }
-    if (grads) kr.contract(k, sr, si, z_r, z_i, acc);
-    if (k == 0 && outr == nullptr) break;
-    S* dr;
-    S* di;
-    if (k == 0) {
-      dr = outr;
-      di = outi;
-    } else {
-      S* d = (sr == X) ? Y : X;
-      dr = d;
-      di = d + M;
-    }
-    kr.apply(k, true, sr, si, dr, di);
-    sr = dr;
-    si = di;
-  }
+  walk_groups_backward(
+      kr.pl, gar, gai, xr, xi, zbuf, with_grads, outr, outi, buf, buf + 2 * kr.pl.max_sz,
+      [&](int k, const S* sr, const S* si, const S* zr, const S* zi, S* dr, S* di) {
+        if (kr.pl.g[k].lane_tail) {  // fused adjoint + gradient of the lane tail
+          kr.tail_backward(k, sr, si, zr, zi, dr, di, acc);
+          return true;
+        }
+        kr.contract(k, sr, si, zr, zi, acc);
+        return false;
+      },
+      [&](int k, const S* sr, const S* si, S* dr, S* di) { kr.apply(k, true, sr, si, dr, di); });
 }
 
 // z_k = G_{k-1} ... G_0 x for k = 1..m-1 into zbuf[k].
 template <typename S>
 void prefix_chain(const CpuKron<S>& kr, const S* xr, const S* xi, S* zbuf) {
-  const Plan& pl = kr.pl;
-  const int64_t M = pl.max_sz;
-  const S* sr = xr;
-  const S* si = xi;
-  for (int k = 1; k < pl.m; ++k) {
-    S* d = zbuf + 2 * M * k;
-    kr.apply(k - 1, false, sr, si, d, d + M);
-    sr = d;
-    si = d + M;
-  }
+  walk_prefix(kr.pl, xr, xi, zbuf,
+              [&](int k, const S* sr, const S* si, S* dr, S* di) { kr.apply(k, false, sr, si, dr, di); });
 }
 
 // -------------------------------------------------------------------------------------------

@@ -113,15 +113,9 @@ __device__ void d_forward_chain(const Plan& pl, const S* packed, const S* xr, co
 // z_k for k = 1..m-1 into Z + 2*M*k.
 template <typename S>
 __device__ void d_prefix_chain(const Plan& pl, const S* packed, const S* xr, const S* xi, S* Z) {
-  const int64_t M = pl.max_sz;
-  const S* sr = xr;
-  const S* si = xi;
-  for (int k = 1; k < pl.m; ++k) {
-    S* d = Z + 2 * M * k;
-    d_apply(pl.g[k - 1], false, packed, sr, si, d, d + M);
-    sr = d;
-    si = d + M;
-  }
+  walk_prefix(pl, xr, xi, Z, [&](int k, const S* sr, const S* si, S* dr, S* di) {
+    d_apply(pl.g[k], false, packed, sr, si, dr, di);
+  });
 }
 
 // Backward through the groups: contracts factor gradients (if with_grads) and writes W^H g to
@@ -130,30 +124,13 @@ template <typename S>
 __device__ void d_backward_chain(const Plan& pl, const S* packed, const S* gr0, const S* gi0,
                                  const S* xr, const S* xi, const S* Z, bool with_grads, S* outr,
                                  S* outi, S* X, S* Y, double* acc) {
-  const int64_t M = pl.max_sz;
-  const S* sr = gr0;
-  const S* si = gi0;
-  for (int k = pl.m - 1; k >= 0; --k) {
-    if (with_grads && pl.g[k].need_grad) {
-      const S* z_r = k == 0 ? xr : Z + 2 * M * k;
-      const S* z_i = k == 0 ? xi : Z + 2 * M * k + M;
-      d_contract(pl.g[k], sr, si, z_r, z_i, acc);
-    }
-    if (k == 0 && outr == nullptr) break;
-    S* dr;
-    S* di;
-    if (k == 0) {
-      dr = outr;
-      di = outi;
-    } else {
-      S* d = (sr == X) ? Y : X;
-      dr = d;
-      di = d + M;
-    }
-    d_apply(pl.g[k], true, packed, sr, si, dr, di);
-    sr = dr;
-    si = di;
-  }
+  walk_groups_backward(
+      pl, gr0, gi0, xr, xi, Z, with_grads, outr, outi, X, Y,
+      [&](int k, const S* sr, const S* si, const S* zr, const S* zi, S*, S*) {
+        d_contract(pl.g[k], sr, si, zr, zi, acc);
+        return false;
+      },
+      [&](int k, const S* sr, const S* si, S* dr, S* di) { d_apply(pl.g[k], true, packed, sr, si, dr, di); });
 }
 
 template <typename S>

@@ -90,6 +90,63 @@ KRU_HD void walk_groups(const Plan& pl, const S* xr, const S* xi, S* yr, S* yi, 
   }
 }
 
+// The group inputs the factor gradients need: z_k = G_{k-1} ... G_0 x for k = 1..m-1 into
+// Z + 2*max_sz*k (re half, then im half); apply as in walk_groups.
+#if defined(__CUDACC__)
+#pragma nv_exec_check_disable
+#endif
+template <typename S, typename Apply>
+KRU_HD void walk_prefix(const Plan& pl, const S* xr, const S* xi, S* Z, Apply&& apply) {
+  const int64_t M = pl.max_sz;
+  const S* sr = xr;
+  const S* si = xi;
+  for (int k = 1; k < pl.m; ++k) {
+    S* d = Z + 2 * M * k;
+    apply(k - 1, sr, si, d, d + M);
+    sr = d;
+    si = d + M;
+  }
+}
+
+// Backward through the groups, last to first, for one vector: g (length n_out) is the gradient
+// at the output, x = z_0 and Z (from walk_prefix) the group inputs. For each group k that needs
+// a gradient (when with_grads), grad(k, g_re, g_im, z_re, z_im, dst_re, dst_im) accumulates
+// dL/dG_k and returns true when it also wrote the adjoint G_k^H g to dst (a fused kernel), false
+// otherwise; adjoint(k, g_re, g_im, dst_re, dst_im) writes G_k^H g. The result W^H g lands in
+// (outr, outi), or is not computed when outr is null; X, Y as in walk_groups.
+#if defined(__CUDACC__)
+#pragma nv_exec_check_disable
+#endif
+template <typename S, typename Grad, typename Adjoint>
+KRU_HD void walk_groups_backward(const Plan& pl, const S* gr, const S* gi, const S* xr, const S* xi,
+                                 const S* Z, bool with_grads, S* outr, S* outi, S* X, S* Y,
+                                 Grad&& grad, Adjoint&& adjoint) {
+  const int64_t M = pl.max_sz;
+  const S* sr = gr;
+  const S* si = gi;
+  for (int k = pl.m - 1; k >= 0; --k) {
+    S* dr = outr;
+    S* di = outi;
+    if (k != 0) {
+      dr = (sr == X) ? Y : X;
+      di = dr + M;
+    }
+    if (with_grads && pl.g[k].need_grad) {
+      const S* zr = k == 0 ? xr : Z + 2 * M * k;
+      const S* zi = k == 0 ? xi : Z + 2 * M * k + M;
+      if (grad(k, sr, si, zr, zi, dr, di)) {
+        sr = dr;
+        si = di;
+        continue;
+      }
+    }
+    if (k == 0 && outr == nullptr) break;
+    adjoint(k, sr, si, dr, di);
+    sr = dr;
+    si = di;
+  }
+}
+
 // modReLU forward on one complex element:  mag = sqrt(re^2 + im^2 + eps),
 // h = a * relu(mag + b) / mag.  Written without branches so that the CPU loops vectorise.
 // At a = 0 exactly the scale is taken as 0 (same value, h = 0); see modrelu_bwd for why.
