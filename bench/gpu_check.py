@@ -517,8 +517,9 @@ def correctness(log, args, dev, gpu: bool):
     import kruzoo.ops as ops
 
     probe = torch.zeros(1, device=dev)
-    log.check(ops._use_fused(probe), f"kruzoo.ops dispatches to the fused op on {dev.type}",
-              f"fused_available={ops.fused_available()}")
+    backend = ops.select_backend(probe).name
+    log.check(backend == f"{dev.type}-op", f"kruzoo.ops dispatches to the fused op on {dev.type}",
+              f"backend={backend}, fused_available={ops.fused_available()}")
 
 
 # ----------------------------------------------------------------------------------------------

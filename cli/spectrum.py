@@ -1,7 +1,7 @@
 """Eigenvalue spectra of recurrent matrices: soft (KRU, penalty) versus strict (uRNN, fuRNN) unitarity.
 
 ``kruzoo spectrum CKPT_OR_CONFIG_OR_pretrained:NAME --out spectrum.png [--model NAME]`` (also
-``python -m kruzoo.spectrum …``) plots the spectrum of a checkpoint's (or a config's freshly
+``python -m kruzoo.cli.spectrum …``) plots the spectrum of a checkpoint's (or a config's freshly
 initialised) ``recurrent_matrix()``; the ``SpectrumPlot`` callback saves one into the log dir at
 the end of every validation epoch. Analysis code: it sits above the CLI (a config is parsed by the
 ``kruzoo`` command's parser) and the base package knows nothing of it.

@@ -24,7 +24,7 @@ from lightning.pytorch import Trainer
 
 import kruzoo
 from kruzoo import pretrained
-from kruzoo.registry import get_model_class
+from kruzoo.models.registry import get_model_class
 
 REPO = Path(__file__).resolve().parents[1]
 

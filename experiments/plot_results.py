@@ -60,7 +60,7 @@ def _load(ckpt: Path):
     """The checkpoint's model, or None (said) for a run of an earlier model version: the uRNN and
     fuRNN runs here predate their learned h0, so their checkpoints no longer fit; their figures stay
     as drawn then."""
-    from kruzoo.spectrum import load_checkpoint_model
+    from kruzoo.models.loading import load_model as load_checkpoint_model
 
     try:
         return load_checkpoint_model(ckpt)
@@ -70,7 +70,7 @@ def _load(ckpt: Path):
 
 
 def plot_spectra() -> list[Path]:
-    from kruzoo.spectrum import save_spectrum
+    from kruzoo.cli.spectrum import save_spectrum
 
     written = []
     for ckpt in sorted(LOGS.glob("*/last.ckpt")):
@@ -95,7 +95,7 @@ UNITARITY = {
 
 
 def plot_unitarity() -> list[Path]:
-    from kruzoo.spectrum import eigenvalues
+    from kruzoo.cli.spectrum import eigenvalues
 
     runs = {label: LOGS / run / "last.ckpt" for run, label in UNITARITY.items() if (LOGS / run / "last.ckpt").exists()}
     models = {label: m for label, ckpt in runs.items() if (m := _load(ckpt)) is not None}

@@ -157,7 +157,7 @@ def test_init_from_a_checkpoint_of_another_shape_is_refused(tmp_path):
 # -- 3. names, help text, kruzoo list ------------------------------------------------------------
 def test_short_model_and_data_names_resolve():
     from kruzoo.cli.names import resolve_arguments, resolve_data, resolve_model
-    from kruzoo.registry import get_model_class, list_models
+    from kruzoo.models.registry import get_model_class, list_models
 
     for name in list_models():
         cls = get_model_class(name)
@@ -192,7 +192,7 @@ def test_model_help_shows_the_docstring_of_each_argument():
 
 
 def test_kruzoo_list_names_models_datamodules_configs_and_pretrained(capsys):
-    from kruzoo.registry import list_models
+    from kruzoo.models.registry import list_models
 
     assert main(["list"]) is None
     out = capsys.readouterr().out

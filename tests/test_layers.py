@@ -20,7 +20,6 @@ FORBIDDEN = {
     "kruzoo.datamodules": ("kruzoo.models", "kruzoo.pretrained", "kruzoo.cli"),
     "kruzoo.pretrained": ("kruzoo.cli",),
 }
-ALIASES = {"kruzoo.registry", "kruzoo.spectrum"}  # kept for old imports; nothing in the package uses them
 FACADE = "kruzoo"  # kruzoo/__init__.py: create_model/list_models, looked up in the registry on first use
 
 
@@ -80,24 +79,19 @@ def test_the_sources_are_found():
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
 def test_no_module_imports_a_layer_above_it(path):
     name = module_name(path)
-    if name in ALIASES or name == FACADE:
+    if name == FACADE:
         return
     found = imports(path)
     forbidden = FORBIDDEN.get(layer(name), ())
     upward = sorted(m for m in found if any(m == f or m.startswith(f + ".") for f in forbidden))
     assert not upward, f"{name} ({layer(name)}) imports {upward}"
-    assert not (found & ALIASES), f"{name} imports the alias {sorted(found & ALIASES)}; use the module it names"
     if layer(name) == "base":
         assert "<importlib.import_module>" not in found, f"{name} imports a module by name"
 
 
-def test_the_facade_and_the_aliases_reach_only_what_they_name():
+def test_the_facade_reaches_only_the_registry():
     facade = {m for m in imports(REPO / "kruzoo/__init__.py") if m.startswith(UPPER)}
     assert facade == {"kruzoo.models", "kruzoo.models.registry"}
-    assert {m for m in imports(REPO / "kruzoo/registry.py") if m.startswith(UPPER)} <= {
-        "kruzoo.models.registry",
-        *(f"kruzoo.models.registry.{n}" for n in ("create_model", "get_model_class", "list_models", "register_model")),
-    }
 
 
 def test_an_upward_import_is_caught(tmp_path, monkeypatch):

@@ -44,12 +44,6 @@ def fused_available() -> bool:
     return not reference_forced() and _fused.available()
 
 
-def _use_fused(*tensors) -> bool:
-    """Whether the fused op computes for these tensors (kept for ``bench/gpu_check.py``; the
-    choice itself is :func:`select_backend`)."""
-    return select_backend(*tensors) is not REFERENCE
-
-
 def kron_matvec(factors, x):
     """``(F_1 ⊗ … ⊗ F_k) x`` along the last dim of x (see ``kron.kron_matvec``)."""
     return select_backend(x, *factors).kron_matvec(factors, x)
