@@ -12,9 +12,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from scalars import read  # noqa: E402
+from scalars import read
 
 HERE = Path(__file__).resolve().parent
 LOGS, FIGURES = HERE / "logs", HERE / "figures"

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from scalars import read  # noqa: E402  (experiments/scalars.py)
+from scalars import read  # experiments/scalars.py
 
 
 def moduli(ckpt: Path) -> tuple[float, float]:
