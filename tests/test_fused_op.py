@@ -362,6 +362,16 @@ def test_the_backend_is_chosen_once_from_the_device(monkeypatch):
             calls.append("kru_recurrence")
             return reference.kru_recurrence(ux, h0, factors, bias, eps, last_only)
 
+    class HalfDone(ops.Backend):  # no kru_recurrence: cannot be built, so cannot be registered
+        def supports(self, device):
+            return True
+
+        def kron_matvec(self, factors, x):
+            return reference.kron_matvec(factors, x)
+
+    with pytest.raises(TypeError, match="abstract"):
+        HalfDone()
+
     monkeypatch.setattr(backend_module, "_BACKENDS", [])
     ops.register_backend(Recording())
     with pytest.raises(ValueError, match="already registered"):

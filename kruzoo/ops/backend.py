@@ -12,6 +12,7 @@ pure-PyTorch :data:`REFERENCE` serves everything else. The fused C++/CUDA op reg
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import torch
@@ -19,22 +20,25 @@ from torch import Tensor
 
 from . import reference
 
-class Backend:
+
+class Backend(ABC):
     """The Kronecker ops of one implementation. ``kru_recurrence_projected`` defaults to the
     batched projection U x followed by ``kru_recurrence``; a backend with the projection inside
     its steps overrides it."""
 
     name = "?"
 
+    @abstractmethod
     def supports(self, device: torch.device) -> bool:
         """Whether this backend computes for tensors on ``device`` (may build it on first call)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def kron_matvec(self, factors: Sequence[Tensor], x: Tensor) -> Tensor:
-        raise NotImplementedError
+        """``(F_1 ⊗ … ⊗ F_k) x`` along the last dim of x."""
 
+    @abstractmethod
     def kru_recurrence(self, ux, h0, factors, bias, eps, last_only=False) -> Tensor:
-        raise NotImplementedError
+        """The modReLU recurrence h_t = modReLU(W h_{t-1} + ux_t; b), W = ⊗ factors."""
 
     def kru_recurrence_projected(self, x, weight, h0, factors, bias, eps, last_only=False) -> Tensor:
         """The KRU recurrence of ux = U x (weight (2N, d) real, rows interleaved re, im)."""
