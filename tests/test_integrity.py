@@ -171,6 +171,25 @@ def test_sigint_saves_the_step_and_the_resume_matches_an_uninterrupted_run(tmp_p
     assert steps == sorted(set(steps)) and len(steps) == 20
 
 
+def test_step_scalars_reach_the_logger_every_n_steps_and_epoch_metrics_average_every_batch(tmp_path):
+    # SequenceModel logs step scalars only on the steps Lightning writes, and its epoch metrics once
+    # per epoch (each self.log costs ~1 ms): nothing the logger writes may change by it.
+    fit(tmp_path / "every", "--trainer.max_epochs", "1")
+    fit(tmp_path / "third", "--trainer.max_epochs", "1", "--trainer.log_every_n_steps", "3")
+    every = dict(scalars(run_dir(tmp_path / "every"), "train/loss_step"))
+    assert sorted(every) == list(range(10))
+    # the epoch's train/loss is the mean over all 10 equal batches, not the first one logged
+    ((_, epoch_loss),) = scalars(run_dir(tmp_path / "every"), "train/loss")
+    assert epoch_loss == pytest.approx(sum(every.values()) / 10, rel=1e-5)
+    assert epoch_loss != pytest.approx(every[0], rel=1e-3)
+    for tag in ("train/loss_step", "train/grad_norm", "train/skipped_updates"):
+        assert [s for s, _ in scalars(run_dir(tmp_path / "third"), tag)] == [2, 5, 8], tag
+    for step, value in scalars(run_dir(tmp_path / "third"), "train/loss_step"):  # same seed, same run
+        assert value == pytest.approx(every[step], rel=1e-6), step
+    ((_, third_epoch_loss),) = scalars(run_dir(tmp_path / "third"), "train/loss")
+    assert third_epoch_loss == pytest.approx(epoch_loss, rel=1e-6)
+
+
 def test_sigterm_to_a_subprocess_saves_last_ckpt_and_exits_143(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(TESTS))
     result = subprocess.run(
