@@ -22,6 +22,7 @@ LOGS, FIGURES = HERE / "logs", HERE / "figures"
 # figure -> (runs prefix, metric tag, y label, log scale, baseline)
 CURVES = {
     "copy": ("copy_", "val/loss", "validation cross-entropy (nats)", True, 10 * math.log(8) / 1020),
+    "copy2000": ("copy2000_", "val/loss", "validation cross-entropy (nats, T=2000)", True, 10 * math.log(8) / 2020),
     "adding": ("adding_", "val/loss", "validation MSE", True, 1 / 6),
     "adding750": ("adding750_", "val/loss", "validation MSE (T=750)", True, 1 / 6),
     "pmnist": ("pmnist_", "val/acc", "validation accuracy", False, None),
