@@ -21,6 +21,7 @@ HYPERPARAMETER_RANGES: dict[str, tuple[str, float, bool, str]] = {
     "factor_size": ("int", 2, True, "an integer ≥ 2"),
     "penalty_weight": ("float", 0.0, True, "a finite number ≥ 0 (0 turns the penalty off)"),
     "eps": ("float", 0.0, False, "a finite number > 0 (modReLU's |z| + eps)"),
+    "recurrent_lr_scale": ("float", 0.0, False, "a finite number > 0 (the factors' lr over the optimizer's lr)"),
     "manifold_lr": ("float", 0.0, False, "a finite number > 0 (the Cayley step size for W)"),
 }
 

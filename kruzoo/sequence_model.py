@@ -96,15 +96,17 @@ class SequenceModel(LightningModule):
         self._metrics_logged: set[str] = set()  # stages whose metrics were logged this epoch
         self.skipped_updates = 0  # updates dropped for a non-finite gradient (see on_before_optimizer_step)
 
-    def set_core(self, core: RecurrentCore, penalty_weight: float = 0.0) -> None:
+    def set_core(self, core: RecurrentCore, penalty_weight: float = 0.0, recurrent_lr_scale: float = 1.0) -> None:
         """Attach the core (and the head sized to its features); ``penalty_weight`` scales the
-        core's ``penalty()`` in the training loss (0: no penalty)."""
+        core's ``penalty()`` in the training loss (0: no penalty); ``recurrent_lr_scale`` multiplies
+        the optimizer's lr for ``core.recurrent_parameters()`` (their own param group)."""
         if not isinstance(core, RecurrentCore):
             raise TypeError(f"{type(self).__name__}'s core must be a kruzoo.cores.RecurrentCore "
                             f"(the contract in kruzoo/cores/base.py), got {type(core).__name__}")
         self.core = core
         self.head = Head(core.feature_size, self.task)
         self.penalty_weight = penalty_weight
+        self.recurrent_lr_scale = recurrent_lr_scale
 
     def penalty(self) -> Tensor | None:
         """The weighted soft-constraint loss of the core (the KRU soft unitary penalty), or None
@@ -286,7 +288,18 @@ class SequenceModel(LightningModule):
             self.train_metrics.load_state(checkpoint["kruzoo_train_metrics"])
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])
+        trained = [p for p in self.parameters() if p.requires_grad]
+        if self.recurrent_lr_scale == 1.0:
+            optimizer = self.optimizer_factory(trained)
+        else:
+            # Two groups; the scaled lr is set before the scheduler is built, so the scheduler
+            # takes it as that group's initial lr and anneals both groups in proportion.
+            recurrent = {id(p) for p in self.core.recurrent_parameters()}
+            optimizer = self.optimizer_factory([
+                {"params": [p for p in trained if id(p) not in recurrent]},
+                {"params": [p for p in trained if id(p) in recurrent]},
+            ])
+            optimizer.param_groups[1]["lr"] *= self.recurrent_lr_scale
         if self.lr_scheduler_factory is None:
             return optimizer
         scheduler = self.lr_scheduler_factory(optimizer)

@@ -26,6 +26,7 @@ class KRU(SequenceModel):
         freeze_recurrence: bool = False,
         penalty_weight: float = 0.0,
         eps: float = 1e-6,
+        recurrent_lr_scale: float = 1.0,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
     ):
@@ -42,9 +43,12 @@ class KRU(SequenceModel):
             penalty_weight: Weight of the soft unitary penalty Σ‖W_iᴴW_i − I‖² added to the
                 training loss (0 turns it off).
             eps: modReLU's |z| + eps (a small positive number).
+            recurrent_lr_scale: Multiplies the optimizer's lr for the factors (their own param
+                group; 1 keeps one group): the factors can move slower than U, V and the biases.
         """
         super().__init__(task, optimizer, lr_scheduler)
         self.set_core(
             KRUCore(self.task.input_size, hidden_size, factor_size, factor_shapes, freeze_recurrence, eps),
             penalty_weight,
+            recurrent_lr_scale,
         )

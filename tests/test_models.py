@@ -11,7 +11,7 @@ import torch
 import kruzoo
 from helpers import ADDING, QUIET, quiet_trainer
 from kruzoo.datamodules import AddingDataModule
-from kruzoo.models import KRULSTM
+from kruzoo.models import KRU, KRULSTM
 
 
 pytestmark = QUIET
@@ -64,3 +64,29 @@ def test_every_model_learns_the_adding_problem(name, one_thread):
     assert mse < 0.6 * AddingDataModule.baseline, (
         f"{name}: test MSE {mse:.4f}, baseline {AddingDataModule.baseline:.4f}"
     )
+
+
+def test_kru_recurrent_lr_scale_moves_the_factors_at_that_fraction_of_the_lr():
+    sgd = partial(torch.optim.SGD, lr=0.5)
+    cosine = partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=4)
+    model = KRU(task=ADDING, hidden_size=4, factor_size=2, penalty_weight=1.0, recurrent_lr_scale=0.1,
+                optimizer=sgd, lr_scheduler=cosine)
+    config = model.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    factors = list(model.core.factors.parameters())
+    others = [p for p in model.parameters() if all(p is not f for f in factors)]
+    assert len(optimizer.param_groups) == 2 and sum(len(g["params"]) for g in optimizer.param_groups) == len(factors) + len(others)
+    before = [p.detach().clone() for p in model.parameters()]
+    prediction, _ = model(torch.randn(3, 5, 2))
+    (prediction.square().sum() + model.penalty()).backward()
+    optimizer.step()
+    for p, p0 in zip(model.parameters(), before):  # plain SGD: p0 − lr·g, with lr 0.05 for the factors
+        lr = 0.05 if any(p is f for f in factors) else 0.5
+        torch.testing.assert_close(p.detach(), p0 - lr * p.grad, rtol=0, atol=1e-6)
+    assert any(f.grad.abs().max() > 1e-3 for f in factors)
+    scheduler.step()
+    scheduler.step()  # cosine at 2 of 4: both lrs halved, the ratio kept
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.25, 0.025])
+    assert len(KRU(task=ADDING, hidden_size=4, optimizer=sgd).configure_optimizers().param_groups) == 1
+    with pytest.raises(ValueError, match=r"recurrent_lr_scale must be .*> 0.*got 0"):
+        KRU(task=ADDING, hidden_size=4, recurrent_lr_scale=0)
