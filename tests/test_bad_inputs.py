@@ -504,6 +504,13 @@ def _(tmp_path):
                                                                             penalty_weight=value))
 
 
+@row("recurrent_lr_scale_not_positive")
+def _(tmp_path):
+    for value in (0, -0.1, float("nan"), float("inf")):
+        raised("recurrent_lr_scale_not_positive",
+               lambda: kruzoo.create_model("kru", task=TASK, hidden_size=8, recurrent_lr_scale=value))
+
+
 @row("eps_not_positive")
 def _(tmp_path):
     for name in ("kru", "urnn", "furnn"):
