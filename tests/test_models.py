@@ -69,13 +69,21 @@ def test_every_model_learns_the_adding_problem(name, one_thread):
 def test_kru_recurrent_lr_scale_moves_the_factors_at_that_fraction_of_the_lr():
     sgd = partial(torch.optim.SGD, lr=0.5)
     cosine = partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=4)
-    model = KRU(task=ADDING, hidden_size=4, factor_size=2, penalty_weight=1.0, recurrent_lr_scale=0.1,
-                optimizer=sgd, lr_scheduler=cosine)
+    model = KRU(
+        task=ADDING,
+        hidden_size=4,
+        factor_size=2,
+        penalty_weight=1.0,
+        recurrent_lr_scale=0.1,
+        optimizer=sgd,
+        lr_scheduler=cosine,
+    )
     config = model.configure_optimizers()
     optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
     factors = list(model.core.factors.parameters())
     others = [p for p in model.parameters() if all(p is not f for f in factors)]
-    assert len(optimizer.param_groups) == 2 and sum(len(g["params"]) for g in optimizer.param_groups) == len(factors) + len(others)
+    assert len(optimizer.param_groups) == 2
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(factors) + len(others)
     before = [p.detach().clone() for p in model.parameters()]
     prediction, _ = model(torch.randn(3, 5, 2))
     (prediction.square().sum() + model.penalty()).backward()
