@@ -25,6 +25,7 @@ CURVES = {
     "copy2000": ("copy2000_", "val/loss", "validation cross-entropy (nats, T=2000)", True, 10 * math.log(8) / 2020),
     "adding": ("adding_", "val/loss", "validation MSE", True, 1 / 6),
     "adding200": ("adding200_", "val/loss", "validation MSE (T=200)", True, 1 / 6),
+    "adding400": ("adding400_", "val/loss", "validation MSE (T=400)", True, 1 / 6),
     "adding750": ("adding750_", "val/loss", "validation MSE (T=750)", True, 1 / 6),
     "mnist": ("mnist_", "val/acc", "validation accuracy (pixel MNIST)", False, None),
     "pmnist": ("pmnist_", "val/acc", "validation accuracy (permuted MNIST)", False, None),
