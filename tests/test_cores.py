@@ -89,6 +89,30 @@ def test_furnn_matrix_is_unitary_and_is_the_recurrence():
     torch.testing.assert_close(basis_response(core, 12), w, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("last_only", [False, True])
+def test_furnn_on_the_fused_op_equals_the_per_step_loop(last_only):
+    """A CPU fuRNN up to FUSED_MAX_HIDDEN_SIZE runs as the KRU op with W as its one factor: its hidden
+    states and every parameter's gradient (U, W, b, the learned h_0) equal the per-step loop
+    (``ComplexRecurrentCore.hidden_states``, W h as a dense matmul), in float64."""
+    from kruzoo.cores.complex import ComplexRecurrentCore
+
+    torch.manual_seed(6)
+    core = FURNNCore(3, 16).double()
+    with torch.no_grad():  # off the unitary init, so a wrong conjugation or transpose of W shows
+        core.weight.add_(0.2 * torch.randn_like(core.weight))
+    x = torch.randn(4, 9, 3, dtype=torch.float64)
+    results = []
+    for hidden_states in (core.hidden_states, lambda *a: ComplexRecurrentCore.hidden_states(core, *a)):
+        core.zero_grad()
+        hs = hidden_states(x, core.initial_state(4, x), last_only)
+        (hs.real.square().sum() + hs.imag.sum()).backward()
+        results.append((hs.detach(), [p.grad.clone() for p in core.parameters()]))
+    (fused_hs, fused_grads), (loop_hs, loop_grads) = results
+    torch.testing.assert_close(fused_hs, loop_hs, atol=1e-10, rtol=1e-10)
+    for fused_grad, loop_grad in zip(fused_grads, loop_grads, strict=True):
+        torch.testing.assert_close(fused_grad, loop_grad, atol=1e-9, rtol=1e-9)
+
+
 def test_kru_matrix_at_unitary_init_is_unitary_and_is_the_recurrence():
     core = KRUCore(3, 16, factor_shapes=[[2, 2], [4, 4], [2, 2]])
     w = core.recurrent_matrix()

@@ -12,8 +12,15 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .. import ops
 from .complex import ComplexRecurrentCore, LearnedInitialState, glorot_bound
 from .urnn import URNNCore
+
+# Up to this size a CPU fuRNN runs as the fused KRU op with W as its one factor (the same recurrence);
+# above it, the per-step loop's batched (B×N)·(N×N) matmul is faster. Measured on a 2-core Zen 4
+# (AVX-512), fp32, batch 20, forward + backward, one thread: fused 3.7× faster at N=64, 2.4× at 128,
+# 1.1× at 192, even at 256, 1.3× slower at 512 (bench/bench_kru.py's fuRNN rows).
+FUSED_MAX_HIDDEN_SIZE = 256
 
 
 class FURNNCore(ComplexRecurrentCore):
@@ -55,3 +62,10 @@ class FURNNCore(ComplexRecurrentCore):
     def recurrence(self):
         w_t = torch.view_as_complex(self.weight).mT  # rows of h times Wᵀ = (W h) for each row
         return lambda h: h @ w_t
+
+    def hidden_states(self, x: Tensor, h0: Tensor, last_only: bool) -> Tensor:
+        # On the GPU the loop's matmuls stay (the CUDA op has never run on one; cuBLAS batches well).
+        if x.device.type != "cpu" or self.hidden_size > FUSED_MAX_HIDDEN_SIZE:
+            return super().hidden_states(x, h0, last_only)
+        w = torch.view_as_complex(self.weight)
+        return ops.kru_recurrence_projected(x, self.input_proj.weight, h0, [w], self.bias, self.eps, last_only)
