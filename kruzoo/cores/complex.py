@@ -1,6 +1,7 @@
 """What the complex-state cores (KRU, uRNN, fuRNN) share: h_t = modReLU(W h_{t-1} + U x_t; b) with a
 complex input matrix U, read out as features [Re h; Im h]. The cores differ only in how W is
-parametrised and applied; the loop is ``ops.modrelu_recurrence`` (KRU runs it as one op)."""
+parametrised and applied; the loop is ``ops.modrelu_recurrence`` (KRU runs it as one op, and so does a
+CPU fuRNN of N ≤ 256, its W as the op's one factor)."""
 
 from __future__ import annotations
 
