@@ -17,9 +17,9 @@ from .complex import ComplexRecurrentCore, LearnedInitialState, glorot_bound
 from .urnn import URNNCore
 
 # Up to this size a CPU fuRNN runs as the fused KRU op with W as its one factor (the same recurrence);
-# above it, the per-step loop's batched (B×N)·(N×N) matmul is faster. Measured on a 2-core Zen 4
-# (AVX-512), fp32, batch 20, forward + backward, one thread: fused 3.7× faster at N=64, 2.4× at 128,
-# 1.1× at 192, even at 256, 1.3× slower at 512 (bench/bench_kru.py's fuRNN rows).
+# above it, the per-step loop's batched (B×N)·(N×N) matmul is faster. bench/bench_furnn.py on a 2-core Zen 4,
+# fp32, B=20 T=200, forward + backward, one thread (bench/results_furnn_zen4_avx512.txt): fused 4.7× faster at
+# N=64, 1.9× at 128, 1.3× at 192, 1.05–1.08× at 256, 0.87–0.95× at 384 and 512; the AVX2 build likewise.
 FUSED_MAX_HIDDEN_SIZE = 256
 
 
