@@ -9,7 +9,10 @@ import torch
 
 import kruzoo
 from helpers import ADDING, ZOO, basis_response, unitarity_error
+from kruzoo import ops
 from kruzoo.cores import FURNNCore, KRUCore, KRULSTMCore, URNNCore
+from kruzoo.cores.complex import ComplexRecurrentCore
+from kruzoo.ops import fused
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))
@@ -94,13 +97,12 @@ def test_furnn_on_the_fused_op_equals_the_per_step_loop(last_only):
     """A CPU fuRNN up to FUSED_MAX_HIDDEN_SIZE runs as the KRU op with W as its one factor: its hidden
     states and every parameter's gradient (U, W, b, the learned h_0) equal the per-step loop
     (``ComplexRecurrentCore.hidden_states``, W h as a dense matmul), in float64."""
-    from kruzoo.cores.complex import ComplexRecurrentCore
-
     torch.manual_seed(6)
     core = FURNNCore(3, 16).double()
     with torch.no_grad():  # off the unitary init, so a wrong conjugation or transpose of W shows
         core.weight.add_(0.2 * torch.randn_like(core.weight))
     x = torch.randn(4, 9, 3, dtype=torch.float64)
+    assert fused.available(require=True) and ops.select_backend(x).name == "cpu-op"  # not the loop vs itself
     results = []
     for hidden_states in (core.hidden_states, lambda *a: ComplexRecurrentCore.hidden_states(core, *a)):
         core.zero_grad()
