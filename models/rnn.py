@@ -43,6 +43,30 @@ class LSTM(_TorchRecurrentModel):
 
     kind = "lstm"
 
+    def __init__(
+        self,
+        task: dict | None = None,
+        hidden_size: int = 128,
+        forget_bias: float | None = None,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ):
+        """Build the LSTM baseline for ``task``.
+
+        Args:
+            hidden_size: n, the hidden and cell size.
+            forget_bias: the forget gate's initial bias (b_ih + b_hh), the same for every unit; the
+                uRNN authors' LSTM baseline (amarshah/complex_RNN, models.py) starts it at 1, so that
+                the cell keeps its content until the gate learns otherwise. None keeps torch.nn.LSTM's
+                uniform initialisation (what the configs written before this argument were run with).
+        """
+        super().__init__(task, hidden_size, optimizer, lr_scheduler)
+        if forget_bias is not None:
+            n = hidden_size
+            with torch.no_grad():  # torch.nn.LSTM stacks the gates i, f, g, o: f is rows n..2n
+                self.core.rnn.bias_ih_l0[n:2 * n].fill_(forget_bias)
+                self.core.rnn.bias_hh_l0[n:2 * n].zero_()
+
 
 @register_model("gru")
 class GRU(_TorchRecurrentModel):

@@ -1,4 +1,5 @@
-"""models/: every model of the zoo learns a small adding problem; KRU-LSTM's penalty and factor checks."""
+"""models/: every model of the zoo learns a small adding problem; KRU-LSTM's penalty and factor checks;
+the LSTM's forget-gate bias."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 import kruzoo
 from helpers import ADDING, QUIET, quiet_trainer
 from kruzoo.datamodules import AddingDataModule
-from kruzoo.models import KRU, KRULSTM
+from kruzoo.models import KRU, KRULSTM, LSTM
 
 
 pytestmark = QUIET
@@ -45,6 +46,32 @@ def one_thread():
     torch.set_num_threads(1)  # tiny ops: threads only add overhead, and the machine is shared
     yield
     torch.set_num_threads(threads)
+
+
+def test_lstm_forget_bias_sets_the_forget_gate_alone():
+    torch.manual_seed(0)
+    default = LSTM(task=ADDING, hidden_size=5)
+    torch.manual_seed(0)
+    model = LSTM(task=ADDING, hidden_size=5, forget_bias=1.0)
+    assert model.hparams["forget_bias"] == 1.0 and default.hparams["forget_bias"] is None
+    x, h0 = torch.randn(3, 1, 2), torch.zeros(1, 3, 5)
+    c0 = torch.randn(1, 3, 5)
+    rnn, ref = model.core.rnn, default.core.rnn
+    with torch.no_grad():
+        _, (_, c1) = rnn(x, (h0, c0))
+        # One LSTM step by hand from the default model's weights, the forget bias replaced by 1:
+        # c1 = σ(f) c0 + σ(i) tanh(g), torch's gate order i, f, g, o (h0 = 0: no recurrent term).
+        pre = x[:, 0] @ ref.weight_ih_l0.T + ref.bias_ih_l0 + ref.bias_hh_l0
+        i, f, g, _ = pre.chunk(4, dim=1)
+        f = x[:, 0] @ ref.weight_ih_l0[5:10].T + 1.0
+        expected = torch.sigmoid(f) * c0[0] + torch.sigmoid(i) * torch.tanh(g)
+    torch.testing.assert_close(c1[0], expected)
+    # Every weight and the other gates' biases are torch.nn.LSTM's own initialisation.
+    for name, value in default.state_dict().items():
+        if "bias" not in name or "head" in name:
+            torch.testing.assert_close(model.state_dict()[name], value)
+    with pytest.raises(ValueError, match="forget_bias must be a finite number, got inf"):
+        LSTM(task=ADDING, hidden_size=5, forget_bias=float("inf"))
 
 
 @pytest.mark.parametrize("name", list(LEARN))
