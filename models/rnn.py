@@ -64,8 +64,8 @@ class LSTM(_TorchRecurrentModel):
         if forget_bias is not None:
             n = hidden_size
             with torch.no_grad():  # torch.nn.LSTM stacks the gates i, f, g, o: f is rows n..2n
-                self.core.rnn.bias_ih_l0[n:2 * n].fill_(forget_bias)
-                self.core.rnn.bias_hh_l0[n:2 * n].zero_()
+                self.core.rnn.bias_ih_l0[n : 2 * n].fill_(forget_bias)
+                self.core.rnn.bias_hh_l0[n : 2 * n].zero_()
 
 
 @register_model("gru")
