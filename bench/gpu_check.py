@@ -226,6 +226,13 @@ def env(**kv):
 # correctness
 
 
+# How far beyond the float32 reference's own error (against float64) the op may be, where that
+# error alone exceeds --tol32 (an ill-conditioned output; see recurrence_case).
+FLOOR_FACTOR = 4.0
+# ... and never beyond this: a float32 reference that far off measures nothing.
+FLOOR_CAP = 1e-3
+
+
 def recurrence_case(log, args, dev, shapes, B, T, dtype, frozen=(), loss="all", long=False, tag="", envs=None):
     """Forward + backward of the fused kru_recurrence on `dev` in `dtype` against the reference
     on the CPU in float64 (inputs drawn in `dtype`, then upcast exactly)."""
@@ -248,7 +255,7 @@ def recurrence_case(log, args, dev, shapes, B, T, dtype, frozen=(), loss="all", 
     def run(fn, device, cast):
         lv = [cast(ux).to(device).requires_grad_(), cast(h0).to(device).requires_grad_()]
         fs = [cast(f).to(device).requires_grad_(i not in frozen) for i, f in enumerate(factors)]
-        b = (bias.double() if cast is not None and cast(ux).dtype == c128 else bias).to(device).requires_grad_()
+        b = (bias.double() if cast is not None and cast(ux).dtype == c128 else bias.detach().clone()).to(device).requires_grad_()
         c, cl = cast(cot).to(device), cast(cot_last).to(device)
         if loss == "last":  # the op's last-state output alone: backward gets grad_last, no grad_hs
             out = fn(lv[0], lv[1], fs, b, eps, last_only=True)
@@ -286,13 +293,28 @@ def recurrence_case(log, args, dev, shapes, B, T, dtype, frozen=(), loss="all", 
         errs[lab] = rel_err(a, r)
     nums = [v for v in errs.values() if isinstance(v, float)]
     worst = max(errs, key=lambda k: errs[k] if isinstance(errs[k], float) else float("inf"))
-    ok = ok and all(v <= tol for v in nums) and all(math.isfinite(v) for v in nums)
+    floor_note = ""
+    over = [k for k, v in errs.items() if isinstance(v, float) and not v <= tol]
+    if ok and over and dtype == torch.complex64 and all(math.isfinite(errs[k]) for k in over):
+        # An output the recurrence has shrunk by many orders (h0's gradient through 40 contractive
+        # steps: ~1e-15) is ill-conditioned in float32 whoever computes it.  Then the bound is the
+        # float32 floor: the same reference, run in float32, measured against float64; the op may
+        # be FLOOR_FACTOR times as far off (another summation order), no more.
+        ref32_out, ref32_g = run(reference.kru_recurrence, ref_dev, lambda t: t.detach().clone())  # fresh leaves
+        floor = {"hs" if loss == "all" else "h_last": rel_err(ref32_out, ref_out)}
+        floor.update({lab: rel_err(a, r) for lab, a, r in zip(labels, ref32_g, ref_g) if a is not None and r is not None})
+        ok = all(errs[k] <= FLOOR_FACTOR * floor[k] and errs[k] <= FLOOR_CAP for k in over)
+        floor_note = "  over tol: " + ", ".join(
+            f"{k} {errs[k]:.2e} vs the float32 reference's own {floor[k]:.2e}" for k in over
+        ) + f" ({'within' if ok else 'beyond'} {FLOOR_FACTOR:g}x)"
+    else:
+        ok = ok and not over
     dname = "f32" if dtype == torch.complex64 else "f64"
     name = (f"kru_recurrence {shape_name(shapes)} N={ux.shape[-1]} B={B} T={T} {dname} loss={loss}"
             + (f" frozen={list(frozen)}" if frozen else "") + (f" {tag}" if tag else ""))
     out_err = errs["hs" if loss == "all" else "h_last"]
     log.check(ok, name, f"out {out_err:.2e}  grads max {max(nums):.2e} ({worst})  tol {tol:.0e}  "
-              f"seed {seed}  ref ({ref_dev.type}) {t_ref:.1f} s  op {t_op * 1e3:.0f} ms",
+              f"seed {seed}  ref ({ref_dev.type}) {t_ref:.1f} s  op {t_op * 1e3:.0f} ms{floor_note}",
               errs={k: v for k, v in errs.items()}, seed=seed)
 
 

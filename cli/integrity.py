@@ -218,6 +218,8 @@ def compare_configs(recorded: dict, current: dict, allow: set[str]) -> tuple[lis
         a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
         if a == b or (key.startswith(FREE_PREFIXES) and not _is_budget(key)):
             continue
+        if key not in old and b is None:  # an option added after the run, left at None: what the run ran
+            continue
         line = f"{key}: {a!r} in the run, {b!r} now"
         if _is_lr(key):
             if "lr" in allow:

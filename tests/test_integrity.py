@@ -243,3 +243,16 @@ def test_what_a_resume_may_change():
     refused, allowed, new_lr = integrity.compare_configs(recorded, current, {"lr", "lr_scheduler", "max_time"})
     assert refused == ["model.init_args.optimizer.init_args.weight_decay: 0.0 in the run, 0.1 now"]
     assert new_lr == 0.01
+
+
+def test_an_option_added_after_the_run_counts_only_when_set():
+    # An LSTM run logged before `forget_bias` existed: resuming it with the option at its None
+    # default changes nothing; setting it, or dropping an option the run had, is a difference.
+    recorded = {"model": {"class_path": "kruzoo.models.LSTM", "init_args": {"hidden_size": 8}}}
+    current = {"model": {"class_path": "kruzoo.models.LSTM", "init_args": {"hidden_size": 8, "forget_bias": None}}}
+    assert integrity.compare_configs(recorded, current, set()) == ([], [], None)
+    current["model"]["init_args"]["forget_bias"] = 1.0
+    refused, _, _ = integrity.compare_configs(recorded, current, set())
+    assert refused == ["model.init_args.forget_bias: '<absent>' in the run, 1.0 now"]
+    refused, _, _ = integrity.compare_configs(current, recorded, set())
+    assert refused == ["model.init_args.forget_bias: 1.0 in the run, '<absent>' now"]
