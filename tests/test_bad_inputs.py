@@ -511,6 +511,19 @@ def _(tmp_path):
                lambda: kruzoo.create_model("kru", task=TASK, hidden_size=8, recurrent_lr_scale=value))
 
 
+@row("lstm_two_forget_inits")
+def _(tmp_path):
+    raised("lstm_two_forget_inits",
+           lambda: kruzoo.create_model("lstm", task=TASK, hidden_size=8, forget_bias=1.0, chrono_t_max=784))
+
+
+@row("chrono_t_max_too_small")
+def _(tmp_path):
+    for value in (2, 0, -5, 100.5):
+        raised("chrono_t_max_too_small", lambda: kruzoo.create_model("lstm", task=TASK, hidden_size=8,
+                                                                     chrono_t_max=value))
+
+
 @row("eps_not_positive")
 def _(tmp_path):
     for name in ("kru", "urnn", "furnn"):

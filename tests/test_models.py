@@ -74,6 +74,36 @@ def test_lstm_forget_bias_sets_the_forget_gate_alone():
         LSTM(task=ADDING, hidden_size=5, forget_bias=float("inf"))
 
 
+def test_lstm_chrono_init_spreads_the_forget_biases_over_log_1_to_log_t_max():
+    torch.manual_seed(0)
+    default = LSTM(task=ADDING, hidden_size=400)
+    torch.manual_seed(0)
+    model = LSTM(task=ADDING, hidden_size=400, chrono_t_max=784)
+    n, rnn = 400, model.core.rnn
+    b = (rnn.bias_ih_l0 + rnn.bias_hh_l0).detach()
+    b_i, b_f, b_g, b_o = b.chunk(4)
+    # forget biases log(u), u ~ U[1, 783]: u = exp(b_f) within [1, 783] and spread over it (400 draws:
+    # the quartiles of U[1, 783] are 196.5, 392, 587.5, each within a few percent); input biases −b_f.
+    u = b_f.exp()
+    assert u.min() >= 1.0 and u.max() <= 783.0
+    quartiles = u.quantile(torch.tensor([0.25, 0.5, 0.75]))
+    torch.testing.assert_close(quartiles, torch.tensor([196.5, 392.0, 587.5]), rtol=0.12, atol=0)
+    torch.testing.assert_close(b_i, -b_f)
+    # At the start a unit with the largest bias keeps its cell over hundreds of steps (σ(log 783) =
+    # 783/784 ≈ 0.9987: 0.9987^100 ≈ 0.88), one with forget bias 1 does not (σ(1)^100 ≈ 2e-14).
+    assert torch.sigmoid(b_f.max()) ** 100 > 0.8
+    # The cell and output gates and every weight keep torch.nn.LSTM's own initialisation.
+    ref = default.core.rnn
+    torch.testing.assert_close(rnn.bias_ih_l0[2 * n :], ref.bias_ih_l0[2 * n :])
+    torch.testing.assert_close(rnn.bias_hh_l0[2 * n :], ref.bias_hh_l0[2 * n :])
+    torch.testing.assert_close(rnn.weight_hh_l0, ref.weight_hh_l0)
+    torch.testing.assert_close(rnn.weight_ih_l0, ref.weight_ih_l0)
+    with pytest.raises(ValueError, match=r"forget_bias \(1.0\) and chrono_t_max \(784\) both set"):
+        LSTM(task=ADDING, hidden_size=5, forget_bias=1.0, chrono_t_max=784)
+    with pytest.raises(ValueError, match="chrono_t_max must be an integer ≥ 3 .*, got 2"):
+        LSTM(task=ADDING, hidden_size=5, chrono_t_max=2)
+
+
 @pytest.mark.parametrize("name", list(LEARN))
 def test_every_model_learns_the_adding_problem(name, one_thread):
     kwargs, steps = LEARN[name]
