@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import yaml
 from lightning.pytorch.callbacks import Callback
@@ -144,6 +145,16 @@ def prepare_arguments(args: list[str]) -> list[str]:
     if not source or _has(rest, "--config") or _has(rest, "--model") or _has(rest, "--data"):
         return args
     return args[: at + 1] + inferred_arguments(source, subcommand) + rest
+
+
+def add_arguments(parser) -> None:
+    """``--init_from``, on every subcommand's parser and on ``run=False``'s (``kruzoo spectrum``): a
+    fine-tuning config (``init_from: …``) must also evaluate and load as it is written."""
+    parser.add_argument("--init_from", type=Optional[str], default=None,
+                        help="fit: fine-tune, starting from the weights of pretrained:NAME or a checkpoint file "
+                             "(fresh optimizer and step count; --ckpt_path resumes a run instead); without "
+                             "--config/--model/--data the checkpoint's model and data are used. validate, test, "
+                             "predict: the weights to evaluate when no --ckpt_path is given.")
 
 
 def init_from(model, source: str) -> None:

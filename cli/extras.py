@@ -146,11 +146,6 @@ class CLIExtras:
 
     def _prepare_subcommand_parser(self, klass, subcommand, **kwargs):
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
-        if subcommand == "fit":
-            parser.add_argument("--init_from", type=Optional[str], default=None,
-                                help="Fine-tune: start from the weights of pretrained:NAME or a checkpoint file "
-                                     "(fresh optimizer and step count; --ckpt_path resumes a run instead). "
-                                     "Without --config/--model/--data the checkpoint's model and data are used.")
         if subcommand == "predict":
             parser.add_argument("--predict_input", type=Optional[str], default=None,
                                 help="Predict these sequences instead of the test split: a .npy or .pt file "
@@ -183,6 +178,13 @@ class CLIExtras:
         source = self._subcommand_value("init_from")
         if source:
             checkpoints.init_from(self.model, source)
+
+    def _evaluate_init_from(self):
+        source = self._subcommand_value("init_from")
+        if source and not self._subcommand_value("ckpt_path"):
+            checkpoints.init_from(self.model, source)
+
+    before_validate = before_test = before_predict = _evaluate_init_from
 
     def predict(self, model, datamodule=None, **kwargs):
         source = self._subcommand_value("predict_input")

@@ -14,7 +14,7 @@ from kruzoo.models import loading  # importing kruzoo.models registers the zoo: 
 from kruzoo.runtime import configure_cpu
 from kruzoo.sequence_model import SequenceModel
 
-from . import integrity
+from . import checkpoints, integrity
 from .extras import CLIExtras, prepare_arguments, put_working_folder_on_path, quiet_third_party_warnings
 
 
@@ -34,6 +34,7 @@ class KruzooCLI(CLIExtras, LightningCLI):
         parser.set_defaults({"resume_checkpoint.every_n_train_steps": 200, "resume_checkpoint.save_top_k": 0,
                              "resume_checkpoint.save_last": True})
         integrity.add_arguments(parser)  # --resume_allow
+        checkpoints.add_arguments(parser)  # --init_from
 
     def parse_arguments(self, parser, args):
         super().parse_arguments(parser, args)

@@ -149,6 +149,20 @@ def test_fit_init_from_pretrained_starts_from_its_weights_with_a_fresh_optimizer
     assert float(cli.trainer.callback_metrics["val/loss"]) < 0.01  # it is the trained model
 
 
+@pytest.mark.parametrize("ckpt", [None, "pretrained:kru_adding_t100"])
+def test_a_fine_tuning_config_evaluates_as_written(ckpt, tmp_path):
+    # configs/adding/kru_t400_curriculum.yaml holds `init_from:`; test takes it (its weights without
+    # --ckpt_path, the checkpoint's with one) instead of refusing the key.
+    args = ["test", "--config", str(REPO / "configs/adding/kru_t400_curriculum.yaml"), "--data.seq_len", "40",
+            "--data.test_size", "40", "--trainer.default_root_dir", str(tmp_path), *QUIET]
+    cli = main(args + (["--ckpt_path", ckpt] if ckpt else []))
+    name = (ckpt or "pretrained:kru_adding_t200").removeprefix("pretrained:")
+    saved = torch.load(pretrained.path(name), weights_only=True)["state_dict"]
+    for key, value in cli.model.state_dict().items():
+        torch.testing.assert_close(value, saved[key], rtol=0, atol=0)
+    assert float(cli.trainer.callback_metrics["test/loss"]) < 0.05  # a trained model, not the baseline 1/6
+
+
 def test_init_from_a_checkpoint_of_another_shape_is_refused(tmp_path):
     with pytest.raises(CheckpointArgumentError, match=r"does not fit this KRU .*hidden_size"):
         _short_fit(tmp_path, "--init_from", "pretrained:kru_adding_t100", "--trainer.fast_dev_run", "1")
